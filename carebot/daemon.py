@@ -1,0 +1,113 @@
+"""The daemon: the HTTP server and the periodic jobs on one event loop, stopped gracefully.
+
+APScheduler runs only fixed periodic jobs (dispatch tick, lease reaper, WAL checkpoint); the
+schedule of messages lives in the database, never in the job store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.applications import Starlette
+
+from carebot.runtime import Runtime
+from carebot.web.app import create_app
+
+__all__ = ["Daemon"]
+
+logger = logging.getLogger(__name__)
+
+# How long a stopping daemon waits for in-flight sends before it leaves them to the reaper.
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+
+class Daemon:
+    """``carebot run``: serve webhooks and send what falls due until told to stop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._tick_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        runtime.pipeline.on_scheduled = self._on_scheduled
+
+    def _on_scheduled(self, due_at: datetime) -> None:
+        """Called from the ingesting thread: wake the dispatcher if the new row is due now."""
+        if self._loop is not None and due_at <= self.runtime.clock.now():
+            self._loop.call_soon_threadsafe(self.wake)
+
+    def wake(self) -> None:
+        job = self.scheduler.get_job("dispatch")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    async def dispatch_tick(self) -> None:
+        async with self._tick_lock:
+            # Drain full batches at once: 09:00 after quiet hours can bring thousands.
+            while True:
+                report = await self.runtime.dispatcher.run_once()
+                if report.claimed < self.runtime.settings.dispatch.batch_size:
+                    break
+
+    async def reap_tick(self) -> None:
+        await self.runtime.dispatcher.reap()
+
+    async def checkpoint_tick(self) -> None:
+        await asyncio.to_thread(self.runtime.db.checkpoint)
+
+    def _add_jobs(self) -> None:
+        dispatch = self.runtime.settings.dispatch
+        common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        self.scheduler.add_job(
+            self.dispatch_tick, "interval", seconds=dispatch.tick_seconds, id="dispatch",
+            next_run_time=datetime.now(UTC), **common,
+        )
+        self.scheduler.add_job(
+            self.reap_tick, "interval", seconds=dispatch.reaper_seconds, id="reaper",
+            next_run_time=datetime.now(UTC), **common,
+        )
+        if self.runtime.db.dialect == "sqlite":
+            self.scheduler.add_job(
+                self.checkpoint_tick, "interval", minutes=5, id="wal_checkpoint", **common
+            )
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
+        self._add_jobs()
+        self.scheduler.start()
+        logger.info("scheduler started", extra={"action": "scheduler_started"})
+        try:
+            yield
+        finally:
+            self.scheduler.shutdown(wait=False)
+            try:
+                # Let an in-flight tick finish recording what it sent; past the grace period
+                # its rows are left to the reaper of the next daemon (never lost).
+                await asyncio.wait_for(self._tick_lock.acquire(), SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                logger.warning("stopping with sends in flight", extra={"action": "stop_timeout"})
+            await self.runtime.aclose()
+            logger.info("stopped", extra={"action": "daemon_stopped"})
+
+    def app(self) -> Starlette:
+        return create_app(self.runtime, lifespan=self.lifespan)
+
+    async def serve(self) -> None:
+        http = self.runtime.settings.http
+        config = uvicorn.Config(
+            self.app(),
+            host=http.host,
+            port=http.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        await uvicorn.Server(config).serve()

@@ -1,0 +1,165 @@
+"""Canonical events and entities: the one vocabulary every part of carebot speaks.
+
+Sources map platform payloads to these models; the store merges them into what it knows; the
+planner and templates read them. A later event may carry only ids and the fields that changed,
+so every field but the ids is optional.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from carebot.exceptions import EventError
+
+__all__ = [
+    "DERIVED_EVENT_TYPES",
+    "EVENT_TYPES",
+    "Address",
+    "Customer",
+    "Event",
+    "EventType",
+    "InboundMessage",
+    "LineItem",
+    "Order",
+    "Shipment",
+    "ShipmentStatus",
+    "parse_event",
+]
+
+
+class EventType(enum.StrEnum):
+    ORDER_PLACED = "order.placed"
+    ORDER_PAID = "order.paid"
+    ORDER_SHIPPED = "order.shipped"
+    SHIPMENT_UPDATED = "shipment.updated"
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_REFUNDED = "order.refunded"
+    CUSTOMER_UPDATED = "customer.updated"
+    MESSAGE_RECEIVED = "message.received"
+    DISRUPTION_DECLARED = "disruption.declared"
+    # derived by watchers
+    SHIPMENT_STALLED = "shipment.stalled"
+    SHIPMENT_LATE = "shipment.late"
+    DISRUPTION_SHIPMENT_AT_RISK = "disruption.shipment_at_risk"
+    DISRUPTION_STOCK_UP = "disruption.stock_up"
+    RESTOCK_DUE = "restock.due"
+
+
+EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
+DERIVED_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        EventType.SHIPMENT_STALLED,
+        EventType.SHIPMENT_LATE,
+        EventType.DISRUPTION_SHIPMENT_AT_RISK,
+        EventType.DISRUPTION_STOCK_UP,
+        EventType.RESTOCK_DUE,
+    }
+)
+
+
+class ShipmentStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    FAILED_ATTEMPT = "failed_attempt"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    EXCEPTION = "exception"
+
+
+class _Model(BaseModel):
+    # Unknown fields are kept, not refused: platforms and merchants add fields without notice.
+    model_config = ConfigDict(frozen=True, extra="allow", str_strip_whitespace=True)
+
+
+class Customer(_Model):
+    id: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+
+
+class Address(_Model):
+    country: str | None = None
+    province: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    line1: str | None = None
+    phone: str | None = None
+
+
+class LineItem(_Model):
+    sku: str | None = None
+    title: str | None = None
+    quantity: int = Field(default=1, ge=0)
+    unit_price: Decimal | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class Order(_Model):
+    id: str = Field(min_length=1)
+    placed_at: AwareDatetime | None = None
+    total: Decimal | None = None
+    currency: str | None = None
+    customer: Customer | None = None
+    shipping_address: Address | None = None
+    items: list[LineItem] | None = None
+
+
+class Shipment(_Model):
+    id: str = Field(min_length=1)
+    order_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    status: ShipmentStatus | None = None
+    expected_delivery: date | None = None
+    last_scan_at: AwareDatetime | None = None
+
+
+class InboundMessage(_Model):
+    channel: str = "sms"
+    from_: str = Field(alias="from")
+    body: str = ""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+
+class Event(_Model):
+    """One thing that happened, as carebot understands it."""
+
+    id: str = Field(min_length=1, max_length=200)
+    type: EventType
+    occurred_at: AwareDatetime
+    order: Order | None = None
+    shipment: Shipment | None = None
+    customer: Customer | None = None
+    message: InboundMessage | None = None
+    disruption: dict[str, Any] | None = None
+
+    @property
+    def order_id(self) -> str | None:
+        if self.order is not None:
+            return self.order.id
+        if self.shipment is not None:
+            return self.shipment.order_id
+        return None
+
+
+def parse_event(data: Any) -> Event:
+    """Validate ``data`` (decoded JSON) as a canonical event, or raise ``EventError``."""
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise EventError(f"invalid event: {reasons}") from exc

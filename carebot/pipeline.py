@@ -1,0 +1,127 @@
+"""Ingest: one canonical event in, stored, merged and planned in a single transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from carebot.clock import Clock
+from carebot.events import Event, EventType, Order
+from carebot.planner import Plan, Planner
+from carebot.rulebook.schema import Rulebook
+from carebot.store import entities, schedule
+from carebot.store.database import Database
+
+__all__ = ["IngestResult", "Pipeline"]
+
+logger = logging.getLogger(__name__)
+
+DERIVED_SOURCE = "derived"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: str
+    duplicate: bool
+    scheduled: int = 0
+    cancelled: int = 0
+    # The earliest due time among what was scheduled, so the daemon can wake its dispatcher.
+    earliest_due: datetime | None = None
+
+
+class Pipeline:
+    """The one path every event takes, in the daemon, in ``simulate`` and in the tests."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        planner: Planner,
+        rulebook: Callable[[], Rulebook],
+        clock: Clock,
+        on_scheduled: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.planner = planner
+        self.rulebook = rulebook
+        self.clock = clock
+        self.on_scheduled = on_scheduled
+
+    def ingest(
+        self, event: Event, *, source: str = "carebot", delivery_id: str | None = None
+    ) -> IngestResult:
+        """Store ``event`` and plan for it; a repeat of a stored event changes nothing."""
+        now = self.clock.now()
+        rules = self.rulebook()
+        scheduled = cancelled = 0
+        earliest: datetime | None = None
+        with self.db.transaction() as session:
+            if not entities.record_event(
+                session, event, source=source, received_at=now, delivery_id=delivery_id
+            ):
+                return IngestResult(event_id=event.id, duplicate=True)
+            pending = [(event, source)]
+            while pending:
+                current, current_source = pending.pop(0)
+                merged = entities.merge_event(session, current, now=now)
+                facts = entities.load_facts(
+                    session, order_id=merged.order_id, shipment_id=merged.shipment_id
+                )
+                plan = self.planner.plan(
+                    current, facts, rulebook=rules, now=now, source=current_source
+                )
+                cancelled += self._cancel(session, plan, now)
+                inserted = schedule.insert_planned(session, plan.notifications, now=now)
+                scheduled += len(inserted)
+                for item in inserted:
+                    if item.status == "scheduled" and (earliest is None or item.due_at < earliest):
+                        earliest = item.due_at
+                if merged.order_now_delivered and merged.order_id:
+                    derived = Event(
+                        id=f"{merged.order_id}:order.delivered",
+                        type=EventType.ORDER_DELIVERED,
+                        occurred_at=current.occurred_at,
+                        order=Order(id=merged.order_id),
+                    )
+                    if entities.record_event(
+                        session, derived, source=DERIVED_SOURCE, received_at=now
+                    ):
+                        pending.append((derived, DERIVED_SOURCE))
+        logger.info(
+            "event stored",
+            extra={
+                "action": "event_stored",
+                "event_id": event.id,
+                "event_type": str(event.type),
+                "source": source,
+                "scheduled": scheduled,
+                "cancelled": cancelled,
+            },
+        )
+        if earliest is not None and self.on_scheduled is not None:
+            self.on_scheduled(earliest)
+        return IngestResult(
+            event_id=event.id,
+            duplicate=False,
+            scheduled=scheduled,
+            cancelled=cancelled,
+            earliest_due=earliest,
+        )
+
+    @staticmethod
+    def _cancel(session: Session, plan: Plan, now: datetime) -> int:
+        return sum(
+            schedule.cancel_pending(
+                session,
+                order_id=c.order_id,
+                rule_ids=c.rule_ids,
+                shipment_id=c.shipment_id,
+                reason=c.reason,
+                now=now,
+            )
+            for c in plan.cancellations
+        )

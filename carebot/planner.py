@@ -1,0 +1,247 @@
+"""Event → notifications: match triggers, evaluate conditions, compute due times, dedupe.
+
+Pure: the planner reads an event, what the store knows around it, the rule book and ``now``,
+and returns what to schedule and what to cancel. The pipeline makes it durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from carebot.contacts import normalize_phone, valid_email, zone_for
+from carebot.events import Event
+from carebot.exceptions import ExpressionError
+from carebot.notifications import NotificationStatus, PlannedNotification
+from carebot.rulebook.expressions import compile_condition, render_value
+from carebot.rulebook.schema import ChannelChoice, DedupeScope, Rule, Rulebook
+from carebot.rulebook.windows import DailyWindow, next_allowed, parse_duration, parse_window
+from carebot.store.entities import Facts
+
+__all__ = ["Cancellation", "Plan", "Planner", "PlanningPolicy", "build_context"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanningPolicy:
+    """The merchant-wide settings planning depends on."""
+
+    default_timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh-CN"
+    quiet_hours: str | None = "21:00-09:00"
+    max_attempts: int = 6
+    shop_name: str = "carebot"
+
+    @property
+    def send_window(self) -> DailyWindow | None:
+        """The hours outside quiet hours, when a customer may be messaged."""
+        if not self.quiet_hours or self.quiet_hours.strip().lower() == "none":
+            return None
+        return parse_window(self.quiet_hours).inverse()
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    order_id: str
+    shipment_id: str | None
+    rule_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    notifications: list[PlannedNotification] = field(default_factory=list)
+    cancellations: list[Cancellation] = field(default_factory=list)
+
+
+def build_context(
+    event: Event, facts: Facts, *, rulebook: Rulebook, shop_name: str
+) -> dict[str, Any]:
+    """The JSON-friendly values conditions, delays and templates see."""
+    items = []
+    for item in facts.items:
+        enriched = dict(item)
+        enriched.update(rulebook.profile_for(item.get("sku"), item.get("tags") or []))
+        items.append(enriched)
+    context: dict[str, Any] = {
+        "event": {
+            "id": event.id,
+            "type": str(event.type),
+            "occurred_at": event.occurred_at.isoformat(),
+        },
+        "order": facts.order or {},
+        "customer": facts.customer or {},
+        "shipping_address": facts.shipping_address or {},
+        "shipment": facts.shipment or {},
+        "shipments": facts.shipments,
+        "items": items,
+        "shop": {"name": shop_name},
+    }
+    if event.message is not None:
+        context["message"] = event.message.model_dump(mode="json", by_alias=True)
+    if event.disruption is not None:
+        context["disruption"] = dict(event.disruption)
+    return context
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    channel: str
+    address: str | None
+    problem: str | None = None
+
+
+class Planner:
+    """Turns one event into the notifications the rule book asks for."""
+
+    def __init__(self, *, policy: PlanningPolicy) -> None:
+        self.policy = policy
+
+    def plan(
+        self,
+        event: Event,
+        facts: Facts,
+        *,
+        rulebook: Rulebook,
+        now: datetime,
+        source: str = "carebot",
+    ) -> Plan:
+        context = build_context(event, facts, rulebook=rulebook, shop_name=self.policy.shop_name)
+        plan = Plan()
+        order_id = (facts.order or {}).get("id") or event.order_id
+        shipment_id = (facts.shipment or {}).get("id")
+        cancelling = rulebook.rules_cancelled_by(str(event.type))
+        if cancelling and order_id:
+            plan.cancellations.append(
+                Cancellation(
+                    order_id=order_id,
+                    shipment_id=shipment_id if event.type.startswith("shipment.") else None,
+                    rule_ids=tuple(r.id for r in cancelling),
+                    reason=f"cancelled by {event.type} ({event.id})",
+                )
+            )
+        for rule in rulebook.rules_on(str(event.type)):
+            try:
+                plan.notifications.extend(
+                    self._plan_rule(rule, event, facts, context, now=now, source=source)
+                )
+            except ExpressionError as exc:
+                logger.warning(
+                    "rule skipped: %s",
+                    exc,
+                    extra={"action": "rule_error", "rule": rule.id, "event_id": event.id},
+                )
+        return plan
+
+    def _plan_rule(
+        self,
+        rule: Rule,
+        event: Event,
+        facts: Facts,
+        context: dict[str, Any],
+        *,
+        now: datetime,
+        source: str,
+    ) -> list[PlannedNotification]:
+        if rule.when and not compile_condition(rule.when)(context):
+            return []
+        customer = facts.customer or {}
+        address = facts.shipping_address or {}
+        phone = normalize_phone(customer.get("phone"), address.get("country"))
+        zone_name = zone_for(
+            customer_zone=customer.get("timezone"),
+            phone=phone,
+            default=self.policy.default_timezone,
+        )
+        why: list[str] = []
+        base = event.occurred_at.astimezone(UTC)
+        if rule.delay:
+            delay = self._delay(rule, context)
+            base += delay
+            why.append(f"delay {rule.delay.strip()} = {delay}")
+        due = max(base, now)
+        windows = [w for w in (self.policy.send_window, rule.daily_window) if w is not None]
+        held = next_allowed(due, ZoneInfo(zone_name), windows)
+        if held > due:
+            why.append(f"held to {held.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M} {zone_name}")
+        locale = customer.get("locale") or self.policy.default_locale
+        planned = []
+        for recipient in self._recipients(rule, phone, customer.get("email")):
+            planned.append(
+                PlannedNotification(
+                    dedupe_key=self._dedupe_key(rule, event, facts, recipient.channel, source),
+                    rule_id=rule.id,
+                    channel=recipient.channel,
+                    recipient=recipient.address,
+                    template=rule.send.template,
+                    locale=locale,
+                    timezone=zone_name,
+                    window=rule.window,
+                    due_at=held,
+                    not_after=held + rule.expiry,
+                    context=context,
+                    order_id=(facts.order or {}).get("id") or event.order_id,
+                    customer_id=customer.get("id"),
+                    shipment_id=(facts.shipment or {}).get("id"),
+                    event_id=event.id,
+                    max_attempts=rule.max_attempts or self.policy.max_attempts,
+                    transactional=rule.transactional,
+                    in_doubt=str(rule.in_doubt),
+                    status=NotificationStatus.FAILED
+                    if recipient.problem
+                    else NotificationStatus.SCHEDULED,
+                    reason=recipient.problem,
+                    why=why,
+                )
+            )
+        return planned
+
+    @staticmethod
+    def _delay(rule: Rule, context: dict[str, Any]) -> timedelta:
+        assert rule.delay is not None
+        text = render_value(rule.delay, context) if "{{" in rule.delay else rule.delay
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise ExpressionError(f"rule {rule.id!r}: delay {rule.delay!r} gave {exc}") from exc
+
+    @staticmethod
+    def _recipients(rule: Rule, phone: str | None, email: str | None) -> list[_Recipient]:
+        email = email if valid_email(email) else None
+        choice = rule.send.channel
+        if choice == ChannelChoice.PREFERRED:
+            # The dedupe key names the choice, not the outcome, so a customer who gains a
+            # phone number between two events is not sent the same notice twice.
+            if phone:
+                return [_Recipient("sms", phone)]
+            if email:
+                return [_Recipient("email", email)]
+            return [_Recipient("sms", None, "no valid phone number or email address")]
+        wanted = ["sms", "email"] if choice == ChannelChoice.BOTH else [str(choice)]
+        out = []
+        for channel in wanted:
+            address = phone if channel == "sms" else email
+            problem = None if address else f"no valid {'phone number' if channel == 'sms' else 'email address'}"
+            out.append(_Recipient(channel, address, problem))
+        return out
+
+    @staticmethod
+    def _dedupe_key(rule: Rule, event: Event, facts: Facts, channel: str, source: str) -> str:
+        label = "preferred" if rule.send.channel == ChannelChoice.PREFERRED else channel
+        scope = rule.scope_for(str(event.type))
+        order_id = (facts.order or {}).get("id") or event.order_id
+        shipment_id = (facts.shipment or {}).get("id")
+        customer_id = (facts.customer or {}).get("id")
+        if scope == DedupeScope.SHIPMENT and shipment_id:
+            subject = f"shipment:{shipment_id}"
+        elif scope in (DedupeScope.ORDER, DedupeScope.SHIPMENT) and order_id:
+            subject = f"order:{order_id}"
+        elif scope == DedupeScope.CUSTOMER and customer_id:
+            subject = f"customer:{customer_id}"
+        else:
+            subject = f"event:{source}:{event.id}"
+        return f"{subject}:{rule.id}:{label}"

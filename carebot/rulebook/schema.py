@@ -1,0 +1,211 @@
+"""What a merchant may write in ``rules/*.yaml``: rules, product care profiles, disruptions."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from carebot.events import EVENT_TYPES
+from carebot.rulebook.windows import DailyWindow, parse_duration, parse_window
+
+__all__ = [
+    "ChannelChoice",
+    "DedupeScope",
+    "Disruption",
+    "InDoubtPolicy",
+    "ProductProfile",
+    "Region",
+    "Rule",
+    "Rulebook",
+    "SendSpec",
+]
+
+
+class ChannelChoice(enum.StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    BOTH = "sms+email"
+    PREFERRED = "preferred"  # SMS when the customer has a valid phone number, else email
+
+
+class DedupeScope(enum.StrEnum):
+    ORDER = "order"
+    SHIPMENT = "shipment"
+    EVENT = "event"
+    CUSTOMER = "customer"
+
+
+class InDoubtPolicy(enum.StrEnum):
+    """What to do with a message whose sender died mid-send (it may or may not have left)."""
+
+    RESEND = "resend"  # at most one duplicate, never a loss
+    UNKNOWN = "unknown"  # never a duplicate; the row ends ``unknown`` unless a callback settles it
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _check_event_type(value: str) -> str:
+    if value not in EVENT_TYPES:
+        from difflib import get_close_matches
+
+        hint = get_close_matches(value, sorted(EVENT_TYPES), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"unknown event type {value!r}{suggestion}")
+    return value
+
+
+
+
+class SendSpec(_Strict):
+    channel: ChannelChoice = ChannelChoice.PREFERRED
+    template: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Rule(_Strict):
+    """One moment of care: on an event, when a condition holds, send a template at a time."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    on: Annotated[list[str], BeforeValidator(_as_list)] = Field(min_length=1)
+    when: str | None = None
+    delay: str | None = None
+    window: str | None = None
+    send: SendSpec
+    cancel_on: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
+    once_per: DedupeScope | None = None
+    expires_after: str = "2d"
+    transactional: bool = False
+    in_doubt: InDoubtPolicy = InDoubtPolicy.RESEND
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+
+    @field_validator("on", "cancel_on")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        return [_check_event_type(v) for v in value]
+
+    @field_validator("window")
+    @classmethod
+    def _window_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+    @field_validator("expires_after")
+    @classmethod
+    def _expiry_shape(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("delay")
+    @classmethod
+    def _delay_shape(cls, value: str | None) -> str | None:
+        # A delay with {{ … }} is computed per event; a literal one must parse now.
+        if value is not None and "{{" not in value:
+            parse_duration(value)
+        return value
+
+    @property
+    def daily_window(self) -> DailyWindow | None:
+        return parse_window(self.window) if self.window else None
+
+    @property
+    def expiry(self) -> timedelta:
+        return parse_duration(self.expires_after)
+
+    def scope_for(self, event_type: str) -> DedupeScope:
+        if self.once_per is not None:
+            return self.once_per
+        return DedupeScope.SHIPMENT if event_type.startswith("shipment.") else DedupeScope.ORDER
+
+
+class ProductMatch(_Strict):
+    sku: str | None = None
+    tag: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ProductMatch:
+        if not self.sku and not self.tag:
+            raise ValueError("match needs a sku pattern or a tag")
+        return self
+
+
+class ProductProfile(_Strict):
+    """Care facts for products matched by SKU pattern (``MILK-*``) or tag."""
+
+    match: ProductMatch
+    days_per_unit: float | None = Field(default=None, gt=0)
+    follow_up_days: float | None = Field(default=None, ge=0)
+    restock_lead_days: float | None = Field(default=None, ge=0)
+
+    def matches(self, sku: str | None, tags: list[str]) -> bool:
+        if self.match.sku is not None and (
+            sku is None or not fnmatch.fnmatchcase(sku, self.match.sku)
+        ):
+            return False
+        return not (self.match.tag is not None and self.match.tag not in tags)
+
+    def facts(self) -> dict[str, float]:
+        return {
+            k: v
+            for k, v in self.model_dump(exclude={"match"}).items()
+            if v is not None
+        }
+
+
+class Region(_Strict):
+    country: str | None = None
+    province: str | None = None
+    city: str | None = None
+    postal_prefix: str | None = None
+
+
+class Disruption(_Strict):
+    id: str = Field(min_length=1)
+    title: str
+    regions: list[Region] = Field(default_factory=list)
+    start: date
+    end: date
+    extra_transit_days: float = Field(default=0, ge=0)
+    notice_days: float = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Disruption:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class Rulebook(_Strict):
+    """Everything loaded from the rules folder: the rule set the planner works from."""
+
+    rules: tuple[Rule, ...] = ()
+    products: tuple[ProductProfile, ...] = ()
+    disruptions: tuple[Disruption, ...] = ()
+    calendars: tuple[str, ...] = ()
+
+    def rules_on(self, event_type: str) -> list[Rule]:
+        return [r for r in self.rules if event_type in r.on]
+
+    def rules_cancelled_by(self, event_type: str) -> list[Rule]:
+        return [r for r in self.rules if event_type in r.cancel_on]
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def profile_for(self, sku: str | None, tags: list[str]) -> dict[str, float]:
+        """Merged facts of every matching profile; earlier entries win."""
+        facts: dict[str, float] = {}
+        for profile in reversed(self.products):
+            if profile.matches(sku, tags):
+                facts.update(profile.facts())
+        return facts

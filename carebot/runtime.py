@@ -1,0 +1,109 @@
+"""Wiring: build the store, rules, planner, pipeline, channels and dispatcher from settings.
+
+The daemon, ``carebot simulate`` and the tests all build their parts here, so they run the
+same pipeline; only the clock, the channels and the database differ.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from carebot.channels import Channel, ChannelKind, build_channels
+from carebot.clock import Clock, SystemClock
+from carebot.dispatch.dispatcher import Dispatcher
+from carebot.pipeline import Pipeline
+from carebot.planner import Planner, PlanningPolicy
+from carebot.rendering import TemplateRenderer
+from carebot.rulebook.ruleset import RuleSet
+from carebot.settings import Settings
+from carebot.store import meta
+from carebot.store.database import Database
+
+__all__ = ["Runtime", "build_runtime", "new_webhook_secret"]
+
+WEBHOOK_SECRET_KEY = "webhooks.carebot_secret"
+
+
+def new_webhook_secret() -> str:
+    """A fresh Standard Webhooks secret (``whsec_`` + base64 of 32 random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    rules: RuleSet
+    renderer: TemplateRenderer
+    planner: Planner
+    pipeline: Pipeline
+    channels: Mapping[ChannelKind, Channel]
+    dispatcher: Dispatcher
+
+    def webhook_secret(self) -> str:
+        """The configured carebot webhook secret, else one generated once and kept in the db."""
+        configured = self.settings.webhooks.carebot_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        with self.db.transaction() as session:
+            return meta.get_or_create(session, WEBHOOK_SECRET_KEY, new_webhook_secret)
+
+    async def aclose(self) -> None:
+        for channel in self.channels.values():
+            await channel.aclose()
+        self.db.dispose()
+
+
+def planning_policy(settings: Settings) -> PlanningPolicy:
+    return PlanningPolicy(
+        default_timezone=settings.default_timezone,
+        default_locale=settings.default_locale,
+        quiet_hours=settings.quiet_hours,
+        max_attempts=settings.dispatch.max_attempts,
+        shop_name=settings.shop_name,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    channels: Mapping[ChannelKind, Channel] | None = None,
+    db: Database | None = None,
+    inline_db: bool = False,
+) -> Runtime:
+    """Everything carebot needs, wired; raises ``RuleError`` when the rules do not load."""
+    clock = clock or SystemClock()
+    db = db or Database(settings.database_url)
+    rules = RuleSet(settings.rules_dir)
+    renderer = TemplateRenderer(
+        templates_dir=settings.templates_dir, default_locale=settings.default_locale
+    )
+    planner = Planner(policy=planning_policy(settings))
+    pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)
+    channels = channels if channels is not None else build_channels(settings)
+    dispatcher = Dispatcher(
+        db=db,
+        channels=channels,
+        renderer=renderer,
+        clock=clock,
+        settings=settings.dispatch,
+        public_url=settings.public_url,
+        quiet_hours=settings.quiet_hours,
+        inline_db=inline_db,
+    )
+    return Runtime(
+        settings=settings,
+        db=db,
+        clock=clock,
+        rules=rules,
+        renderer=renderer,
+        planner=planner,
+        pipeline=pipeline,
+        channels=channels,
+        dispatcher=dispatcher,
+    )

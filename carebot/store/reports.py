@@ -1,0 +1,52 @@
+"""Read-only summaries of the schedule, for ``carebot status`` and the admin API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from carebot.notifications import NotificationStatus as S
+from carebot.store.models import NotificationRow
+
+__all__ = ["StatusSummary", "status_summary"]
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    by_status: dict[str, int]
+    by_rule: dict[str, dict[str, int]]
+    next_due: datetime | None
+    oldest_overdue: datetime | None
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def status_summary(session: Session, *, now: datetime) -> StatusSummary:
+    by_status: dict[str, int] = {}
+    by_rule: dict[str, dict[str, int]] = {}
+    rows = session.execute(
+        select(NotificationRow.rule_id, NotificationRow.status, func.count()).group_by(
+            NotificationRow.rule_id, NotificationRow.status
+        )
+    )
+    for rule_id, status, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        by_rule.setdefault(rule_id, {})[status] = count
+    scheduled = NotificationRow.status == str(S.SCHEDULED)
+    next_due = session.scalar(
+        select(func.min(NotificationRow.due_at)).where(scheduled, NotificationRow.due_at > now)
+    )
+    oldest = session.scalar(
+        select(func.min(NotificationRow.due_at)).where(scheduled, NotificationRow.due_at <= now)
+    )
+    failures = {
+        reason or "(none)": count
+        for reason, count in session.execute(
+            select(NotificationRow.reason, func.count())
+            .where(NotificationRow.status == str(S.FAILED))
+            .group_by(NotificationRow.reason)
+        )
+    }
+    return StatusSummary(by_status, by_rule, next_due, oldest, failures)

@@ -1,0 +1,332 @@
+"""The durable schedule: notification rows and every state change the dispatcher makes.
+
+Each function is one short statement or transaction; none is ever held open across a call to
+a provider. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and ``BEGIN IMMEDIATE`` (see
+``database.py``) on SQLite, so several dispatchers never take the same row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from carebot.notifications import NotificationStatus as S
+from carebot.notifications import PlannedNotification
+from carebot.store._upsert import insert_ignore
+from carebot.store.models import NotificationRow
+
+__all__ = [
+    "ReapReport",
+    "cancel_pending",
+    "claim_due",
+    "finish",
+    "insert_planned",
+    "mark_sending",
+    "mark_sent",
+    "next_due_at",
+    "reap_expired_leases",
+    "release",
+    "settle_from_provider",
+]
+
+_PENDING = (S.SCHEDULED, S.CLAIMED)
+
+
+def insert_planned(
+    session: Session, planned: Sequence[PlannedNotification], *, now: datetime
+) -> list[PlannedNotification]:
+    """Insert what is new; a dedupe key already present (in any status) is left alone."""
+    inserted: list[PlannedNotification] = []
+    for item in planned:
+        statement = (
+            insert_ignore(session, NotificationRow, ["dedupe_key"])
+            .values(
+                dedupe_key=item.dedupe_key,
+                rule_id=item.rule_id,
+                channel=item.channel,
+                recipient=item.recipient,
+                template=item.template,
+                locale=item.locale,
+                timezone=item.timezone,
+                window=item.window,
+                order_id=item.order_id,
+                customer_id=item.customer_id,
+                shipment_id=item.shipment_id,
+                event_id=item.event_id,
+                context=item.context,
+                due_at=item.due_at,
+                not_after=item.not_after,
+                status=str(item.status),
+                reason=item.reason,
+                attempts=0,
+                max_attempts=item.max_attempts,
+                transactional=item.transactional,
+                in_doubt=item.in_doubt,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(NotificationRow.id)
+        )
+        if session.execute(statement).scalar_one_or_none() is not None:
+            inserted.append(item)
+    return inserted
+
+
+def cancel_pending(
+    session: Session,
+    *,
+    order_id: str,
+    rule_ids: Iterable[str] | None,
+    shipment_id: str | None,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Cancel pending rows of an order (of the given rules; all when ``rule_ids`` is None).
+
+    When the cancelling event is about one shipment, rows about other shipments stay.
+    """
+    conditions: list[Any] = [
+        NotificationRow.order_id == order_id,
+        NotificationRow.status.in_([str(s) for s in _PENDING]),
+    ]
+    if rule_ids is not None:
+        conditions.append(NotificationRow.rule_id.in_(list(rule_ids)))
+    if shipment_id is not None:
+        conditions.append(
+            or_(NotificationRow.shipment_id.is_(None), NotificationRow.shipment_id == shipment_id)
+        )
+    statement = (
+        update(NotificationRow)
+        .where(*conditions)
+        .values(status=str(S.CANCELLED), reason=reason, locked_by=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def claim_due(
+    session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta
+) -> list[NotificationRow]:
+    """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
+    candidates = (
+        select(NotificationRow.id)
+        .where(NotificationRow.status == str(S.SCHEDULED), NotificationRow.due_at <= now)
+        .order_by(NotificationRow.due_at, NotificationRow.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(NotificationRow)
+        .where(NotificationRow.id.in_(candidates.scalar_subquery()))
+        .values(status=str(S.CLAIMED), locked_by=worker, locked_until=now + lease, updated_at=now)
+        .returning(NotificationRow)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(session.scalars(statement))
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows
+
+
+def mark_sending(
+    session: Session,
+    *,
+    notification_id: int,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    subject: str | None,
+    body: str,
+    segments: int | None = None,
+) -> bool:
+    """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
+    statement = (
+        update(NotificationRow)
+        .where(
+            NotificationRow.id == notification_id,
+            NotificationRow.status == str(S.CLAIMED),
+            NotificationRow.locked_by == worker,
+        )
+        .values(
+            status=str(S.SENDING),
+            attempts=NotificationRow.attempts + 1,
+            locked_until=now + lease,
+            subject=subject,
+            body=body,
+            segments=segments,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def mark_sent(
+    session: Session,
+    *,
+    notification_id: int,
+    provider_id: str | None,
+    provider_status: str | None,
+    now: datetime,
+) -> bool:
+    """Record that the provider accepted the message."""
+    statement = (
+        update(NotificationRow)
+        .where(
+            NotificationRow.id == notification_id,
+            NotificationRow.status.in_([str(S.SENDING), str(S.UNKNOWN), str(S.SCHEDULED)]),
+        )
+        .values(
+            status=str(S.SENT),
+            provider_id=provider_id,
+            provider_status=provider_status,
+            sent_at=now,
+            locked_by=None,
+            locked_until=None,
+            reason=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def release(
+    session: Session,
+    *,
+    notification_id: int,
+    due_at: datetime,
+    now: datetime,
+    reason: str | None,
+    error: str | None = None,
+) -> None:
+    """Put a claimed or sending row back on the schedule at ``due_at`` (a retry or a hold)."""
+    values: dict[str, Any] = {
+        "status": str(S.SCHEDULED),
+        "due_at": due_at,
+        "locked_by": None,
+        "locked_until": None,
+        "reason": reason,
+        "updated_at": now,
+    }
+    if error is not None:
+        values["last_error"] = error
+    session.execute(
+        update(NotificationRow)
+        .where(
+            NotificationRow.id == notification_id,
+            NotificationRow.status.in_([str(S.CLAIMED), str(S.SENDING)]),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish(
+    session: Session,
+    *,
+    notification_id: int,
+    status: S,
+    reason: str,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """End an in-progress row in a terminal status, with the reason."""
+    values: dict[str, Any] = {
+        "status": str(status),
+        "reason": reason,
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if error is not None:
+        values["last_error"] = error
+    session.execute(
+        update(NotificationRow)
+        .where(
+            NotificationRow.id == notification_id,
+            NotificationRow.status.in_([str(S.CLAIMED), str(S.SENDING), str(S.SCHEDULED)]),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    released: int
+    resent: int
+    unknown: int
+
+
+def reap_expired_leases(session: Session, *, now: datetime) -> ReapReport:
+    """Recover rows whose worker died: claims go back; in-doubt sends follow their policy."""
+    expired = NotificationRow.locked_until < now
+
+    def _update(where: Any, **values: Any) -> int:
+        statement = (
+            update(NotificationRow)
+            .where(expired, where)
+            .values(locked_by=None, locked_until=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+
+    released = _update(NotificationRow.status == str(S.CLAIMED), status=str(S.SCHEDULED))
+    resent = _update(
+        and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt == "resend"),
+        status=str(S.SCHEDULED),
+        reason="sender stopped mid-send; sending again (at most one duplicate)",
+    )
+    unknown = _update(
+        and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt != "resend"),
+        status=str(S.UNKNOWN),
+        reason="sender stopped mid-send; the provider may or may not have it",
+    )
+    return ReapReport(released=released, resent=resent, unknown=unknown)
+
+
+def settle_from_provider(
+    session: Session,
+    *,
+    notification_id: int,
+    status: S,
+    provider_id: str | None,
+    provider_status: str,
+    reason: str | None,
+    now: datetime,
+) -> bool:
+    """Apply a delivery receipt; an in-doubt or already-sent row is settled by it."""
+    settleable = [str(S.SENDING), str(S.UNKNOWN), str(S.SENT), str(S.SCHEDULED), str(S.CLAIMED)]
+    if status in (S.DELIVERED, S.UNDELIVERED, S.FAILED):
+        settleable.append(str(S.DELIVERED))
+    values: dict[str, Any] = {
+        "status": str(status),
+        "provider_status": provider_status,
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if provider_id:
+        values["provider_id"] = provider_id
+    if reason is not None:
+        values["reason"] = reason
+    statement = (
+        update(NotificationRow)
+        .where(NotificationRow.id == notification_id, NotificationRow.status.in_(settleable))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest scheduled row falls due."""
+    return session.scalar(
+        select(func.min(NotificationRow.due_at)).where(NotificationRow.status == str(S.SCHEDULED))
+    )

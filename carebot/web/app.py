@@ -1,0 +1,64 @@
+"""The HTTP application: webhooks, health, and the hooks the daemon needs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from carebot import __version__
+from carebot.runtime import Runtime
+from carebot.web.webhooks import carebot_webhook
+
+__all__ = ["create_app"]
+
+
+async def healthz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+
+    def probe() -> None:
+        with runtime.db.transaction() as session:
+            session.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(probe)
+    except Exception as exc:
+        return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
+) -> Starlette:
+    """The ASGI app for ``runtime``; ``lifespan`` lets the daemon start its scheduler with it."""
+
+    @asynccontextmanager
+    async def no_lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/carebot", carebot_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan or no_lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.webhook_secret = runtime.webhook_secret()
+    return app
