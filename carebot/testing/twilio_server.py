@@ -1,0 +1,366 @@
+"""A local Twilio-compatible Messages API, for tests and benchmarks.
+
+It speaks just enough of ``POST /2010-04-01/Accounts/{sid}/Messages.json`` for the official
+twilio client: HTTP basic auth, form bodies, Twilio's JSON success and error shapes. Replies can
+be scripted (errors, ``Retry-After``, slowness) and every request is recorded::
+
+    with FakeTwilioServer() as server:
+        server.script([Reply(status=429, retry_after=1), Reply(status=500)])
+        ...  # point TwilioSettings.base_url at server.base_url and send
+        assert server.wait_for(3, timeout=2)
+        assert server.requests[-1]["To"] == "+8613800138000"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN", "FakeTwilioServer", "Reply"]
+
+DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
+DEFAULT_AUTH_TOKEN = "test-token"
+
+_MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+
+# Twilio's generic error codes for plain HTTP failures.
+_DEFAULT_ERRORS: dict[int, tuple[int, str]] = {
+    400: (20001, "Bad request"),
+    401: (20003, "Authenticate"),
+    404: (20404, "The requested resource was not found"),
+    405: (20004, "Method not allowed"),
+    429: (20429, "Too Many Requests"),
+    500: (20500, "Internal Server Error"),
+    503: (20503, "Service Unavailable"),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: an HTTP status, a Twilio error, a ``Retry-After``, a delay.
+
+    ``Reply()`` is a normal 201 answer; ``Reply(delay=5)`` is the same after five seconds (a
+    slow provider); ``Reply(status=400, code=21211, message="...")`` is a Twilio error.
+    """
+
+    status: int = 201
+    code: int | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+class FakeTwilioServer:
+    """A threaded HTTP server on 127.0.0.1 that answers like Twilio's Messages API.
+
+    Once the script is used up it answers 201 with a queued message. ``latency`` delays every
+    answer; a scripted ``delay`` adds to it. ``stop()`` wakes delayed requests and closes open
+    connections, so a hanging provider does not hang the test run.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        latency: float = 0.0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.latency = latency
+        self._lock = threading.Condition()
+        self._requests: list[dict[str, str]] = []
+        self._script: deque[Reply] = deque()
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeTwilioServer:
+        """Bind a free port and serve in a background thread; returns ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError("FakeTwilioServer is already running")
+        self._stopping.clear()
+        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd.fake = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-twilio",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; requests still being delayed are dropped without an answer."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            # Kept-alive client connections would otherwise keep being served after stop.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeTwilioServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, for ``TwilioSettings.base_url``."""
+        if self._httpd is None:
+            raise RuntimeError("FakeTwilioServer is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- scripting and inspection -------------------------------------------------------------
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        """Queue replies for the next requests, after any replies still queued."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def reset(self) -> None:
+        """Forget recorded requests and queued replies."""
+        with self._lock:
+            self._requests.clear()
+            self._script.clear()
+            self._max_in_flight = self._in_flight
+
+    @property
+    def requests(self) -> list[dict[str, str]]:
+        """A snapshot of every authenticated Messages request so far: its form fields, in order.
+
+        A request is recorded when it arrives, before any scripted delay, whatever the answer.
+        """
+        with self._lock:
+            return [dict(r) for r in self._requests]
+
+    @property
+    def max_concurrent(self) -> int:
+        """The most requests that were being answered at the same moment."""
+        with self._lock:
+            return self._max_in_flight
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` requests were received; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._requests) >= count, timeout=timeout)
+
+    # -- called from handler threads ----------------------------------------------------------
+
+    def _register(self, conn: socket.socket, *, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _receive(self, fields: dict[str, str]) -> Reply:
+        with self._lock:
+            self._requests.append(fields)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._lock.notify_all()
+            return self._script.popleft() if self._script else Reply()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return decoded == f"{self.account_sid}:{self.auth_token}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeTwilioServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (its timeout fired) is part of the scenarios, not a failure.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API and the requests pool expect
+    # An idle kept-alive connection is closed after this long.
+    timeout = 30
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._register(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.fake._register(self.connection, open_=False)
+        # The client may have gone first (its timeout fired): there is nothing to flush to.
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: a benchmark would otherwise print a line per request."""
+
+    def do_GET(self) -> None:
+        self._read_body()
+        self._error(405, *_DEFAULT_ERRORS[405])
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        raw = self._read_body()
+        match = _MESSAGES_PATH.match(self.path.split("?", 1)[0])
+        if match is None:
+            self._error(404, *_DEFAULT_ERRORS[404])
+            return
+        if not fake._authorized(self.headers.get("Authorization")) or (
+            match["sid"] != fake.account_sid
+        ):
+            self._error(401, *_DEFAULT_ERRORS[401])
+            return
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+        fields = {name: values[-1] for name, values in parsed.items()}
+        reply = fake._receive(fields)
+        try:
+            pause = fake.latency + reply.delay
+            if pause > 0 and fake._stopping.wait(pause):
+                self.close_connection = True
+                return
+            if reply.status >= 300:
+                default_code, default_message = _DEFAULT_ERRORS.get(
+                    reply.status, (reply.status, "Error")
+                )
+                headers = {}
+                if reply.retry_after is not None:
+                    headers["Retry-After"] = _format_seconds(reply.retry_after)
+                self._error(
+                    reply.status,
+                    reply.code if reply.code is not None else default_code,
+                    reply.message if reply.message is not None else default_message,
+                    headers,
+                )
+                return
+            self._json(reply.status, _message_resource(fake.account_sid, fields))
+        finally:
+            fake._done()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _error(
+        self, status: int, code: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        body = {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+        self._json(status, body, headers)
+
+    def _json(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        payload = json.dumps(body).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True  # the client gave up waiting
+
+
+def _message_resource(account_sid: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The JSON Twilio returns for a freshly created message."""
+    sid = "SM" + uuid.uuid4().hex
+    now = formatdate(time.time(), usegmt=False).replace("-0000", "+0000")
+    body = fields.get("Body", "")
+    uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
+    return {
+        "account_sid": account_sid,
+        "api_version": "2010-04-01",
+        "body": body,
+        "date_created": now,
+        "date_sent": None,
+        "date_updated": now,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": fields.get("From"),
+        "messaging_service_sid": fields.get("MessagingServiceSid"),
+        "num_media": "0",
+        "num_segments": str(_segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "queued",
+        "subresource_uris": {"media": f"{uri}/Media.json"},
+        "tags": {},
+        "to": fields.get("To"),
+        "uri": f"{uri}.json",
+    }
+
+
+def _segments(body: str) -> int:
+    """SMS segments as Twilio counts them, with ASCII standing in for the GSM-7 alphabet."""
+    if body.isascii():
+        single, part, length = 160, 153, len(body)
+    else:
+        # UCS-2: Twilio counts UTF-16 code units, 70 in one segment, 67 per part of several.
+        single, part, length = 70, 67, len(body.encode("utf-16-le")) // 2
+    if length <= single:
+        return 1
+    return -(-length // part)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
