@@ -64,8 +64,6 @@ def _check_event_type(value: str) -> str:
     return value
 
 
-
-
 class SendSpec(_Strict):
     channel: ChannelChoice = ChannelChoice.PREFERRED
     template: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -155,11 +153,7 @@ class ProductProfile(_Strict):
         return not (self.match.tag is not None and self.match.tag not in tags)
 
     def facts(self) -> dict[str, float]:
-        return {
-            k: v
-            for k, v in self.model_dump(exclude={"match"}).items()
-            if v is not None
-        }
+        return {k: v for k, v in self.model_dump(exclude={"match"}).items() if v is not None}
 
 
 class Region(_Strict):

@@ -56,7 +56,7 @@ def parse_window(text: str) -> DailyWindow:
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``"3d"``, ``"36h"``, ``"1d12h"``, ``"90m"``, ``"0"``; raise ``ValueError`` otherwise."""
+    """Parse ``"3d"``, ``"36h"``, ``"1d12h"``, ``"90m"`` or ``"0"``; else raise ``ValueError``."""
     cleaned = text.strip()
     if cleaned in {"0", ""}:
         if cleaned == "":
@@ -74,9 +74,12 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _wall(day: date, moment: time, zone: ZoneInfo) -> datetime:
-    """The instant the local clock in ``zone`` shows ``moment`` on ``day`` (gap times move on)."""
-    local = datetime.combine(day, moment, tzinfo=zone)
+def _wall(day: date, moment: time, zone: ZoneInfo, fold: int = 0) -> datetime:
+    """The instant the local clock in ``zone`` shows ``moment`` on ``day`` (gap times move on).
+
+    ``fold=1`` picks the second of the two instants a fall-back night shows the same time.
+    """
+    local = datetime.combine(day, moment, tzinfo=zone).replace(fold=fold)
     # A time in a spring-forward gap does not exist; the round trip moves it past the gap.
     return local.astimezone(UTC).astimezone(zone)
 
@@ -92,13 +95,19 @@ def next_allowed(instant: datetime, zone: ZoneInfo, windows: list[DailyWindow]) 
     local = instant.astimezone(zone)
     if allowed(local):
         return instant.astimezone(UTC)
-    # The intersection of daily windows opens at one of their starts.
+    # The intersection of daily windows opens at one of their starts. Compare in UTC: aware
+    # datetimes sharing a tzinfo compare by wall time, which is wrong in a fall-back night's
+    # repeated hour (01:30 PDT would count as later than 01:10 PST).
+    start = instant.astimezone(UTC)
     candidates = sorted(
-        _wall(local.date() + timedelta(days=offset), w.start, zone)
-        for offset in range(-1, 3)
-        for w in windows
+        {
+            _wall(local.date() + timedelta(days=offset), w.start, zone, fold).astimezone(UTC)
+            for offset in range(-1, 3)
+            for w in windows
+            for fold in (0, 1)
+        }
     )
     for candidate in candidates:
-        if candidate > local and allowed(candidate):
-            return candidate.astimezone(UTC)
+        if candidate > start and allowed(candidate.astimezone(zone)):
+            return candidate
     raise ValueError(f"the windows {', '.join(map(str, windows))} never overlap")

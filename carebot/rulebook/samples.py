@@ -1,0 +1,144 @@
+"""Sample rendering contexts: realistic data in the shape the planner builds.
+
+``carebot validate`` evaluates conditions and renders templates against these, so a template
+that names a field the planner does not provide fails before a customer would notice.
+All values are JSON-friendly: datetimes are ISO 8601 strings with an offset, dates YYYY-MM-DD.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from carebot.events import EVENT_TYPES
+
+__all__ = ["sample_context"]
+
+_ZH: dict[str, Any] = {
+    "order": {
+        "id": "1001",
+        "placed_at": "2026-11-19T21:13:00+08:00",
+        "total": "358.00",
+        "currency": "CNY",
+    },
+    "customer": {
+        "id": "c-42",
+        "name": "王芳",
+        "phone": "+8613800138000",
+        "email": "wang@example.com",
+        "locale": "zh-CN",
+        "timezone": "Asia/Shanghai",
+    },
+    "shipping_address": {
+        "country": "CN",
+        "province": "浙江省",
+        "city": "杭州市",
+        "postal_code": "310000",
+    },
+    "shipment": {
+        "id": "s-1",
+        "carrier": "SF Express",
+        "tracking_number": "SF1234567890",
+        "expected_delivery": "2026-11-22",
+        "last_scan_at": "2026-11-20T18:42:00+08:00",
+    },
+    "items": [
+        {
+            "sku": "MILK-900G",
+            "title": "婴儿配方奶粉 900g",
+            "quantity": 2,
+            "unit_price": "179.00",
+            "tags": ["baby", "formula"],
+            "follow_up_days": 5,
+            "days_per_unit": 7,
+            "restock_lead_days": 4,
+        }
+    ],
+    "message": {"channel": "sms", "from": "+8613800138000", "body": "5 非常满意"},
+    "disruption": {
+        "id": "summit-hangzhou",
+        "title": "峰会期间杭州物流管控",
+        "start": "2026-08-24",
+        "end": "2026-09-06",
+        "extra_transit_days": 7,
+        "notice_days": 10,
+    },
+    "shop": {"name": "小熊母婴"},
+}
+
+_EN: dict[str, Any] = {
+    **_ZH,
+    "order": {**_ZH["order"], "total": "42.50", "currency": "USD"},
+    "customer": {
+        "id": "c-77",
+        "name": "Emma Johnson",
+        "phone": "+14155550123",
+        "email": "emma@example.com",
+        "locale": "en-US",
+        "timezone": "America/Los_Angeles",
+    },
+    "shipping_address": {
+        "country": "US",
+        "province": "CA",
+        "city": "San Francisco",
+        "postal_code": "94107",
+    },
+    "shipment": {
+        **_ZH["shipment"],
+        "carrier": "UPS",
+        "tracking_number": "1Z999AA10123456784",
+        "last_scan_at": "2026-11-20T02:42:00-08:00",
+    },
+    "items": [
+        {
+            **_ZH["items"][0],
+            "sku": "MILK-900G",
+            "title": "Infant formula 900 g",
+            "unit_price": "21.25",
+        }
+    ],
+    "message": {"channel": "sms", "from": "+14155550123", "body": "5 - great, thanks"},
+    "disruption": {**_ZH["disruption"], "title": "Courier pause for the summit"},
+    "shop": {"name": "Little Bear Baby"},
+}
+
+# (order status, shipment status) as they stand when each event is planned.
+_STATUS: dict[str, tuple[str, str]] = {
+    "order.placed": ("placed", "pending"),
+    "order.paid": ("paid", "pending"),
+    "order.shipped": ("shipped", "in_transit"),
+    "shipment.updated": ("shipped", "out_for_delivery"),
+    "order.delivered": ("delivered", "delivered"),
+    "order.cancelled": ("cancelled", "pending"),
+    "order.refunded": ("refunded", "delivered"),
+    "restock.due": ("delivered", "delivered"),
+}
+
+
+def sample_context(event_type: str, *, locale: str | None = None) -> dict[str, Any]:
+    """A fresh sample context for ``event_type``; English data when ``locale`` starts ``en``."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    base = copy.deepcopy(_EN if (locale or "").lower().startswith("en") else _ZH)
+    order_status, shipment_status = _STATUS.get(event_type, ("shipped", "in_transit"))
+    shipment = {**base["shipment"], "status": shipment_status}
+    context: dict[str, Any] = {
+        "event": {
+            "id": f"evt-{base['order']['id']}-{event_type.replace('.', '-')}",
+            "type": event_type,
+            "occurred_at": "2026-11-20T10:00:00+08:00",
+        },
+        "order": {**base["order"], "status": order_status},
+        "customer": base["customer"],
+        "shipping_address": base["shipping_address"],
+        "shipment": shipment,
+        "shipments": [copy.deepcopy(shipment)],
+        "items": base["items"],
+        "shop": base["shop"],
+        "unsubscribe_url": "https://shop.example/unsubscribe/c42-sample-token",
+    }
+    if event_type == "message.received":
+        context["message"] = base["message"]
+    if event_type.startswith("disruption."):
+        context["disruption"] = base["disruption"]
+    return context

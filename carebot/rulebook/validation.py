@@ -1,0 +1,92 @@
+"""Everything ``carebot validate`` checks, as a sorted list of located problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from carebot.channels.base import ChannelKind
+from carebot.exceptions import ExpressionError, Problem
+from carebot.rendering import TemplateRenderer
+from carebot.rulebook.expressions import compile_condition, render_value
+from carebot.rulebook.loader import RuleSource, read_rules
+from carebot.rulebook.samples import sample_context
+from carebot.rulebook.schema import ChannelChoice, Rule
+from carebot.rulebook.windows import parse_duration
+
+__all__ = ["channel_kinds", "validate_rules"]
+
+_KINDS: dict[ChannelChoice, tuple[ChannelKind, ...]] = {
+    ChannelChoice.SMS: (ChannelKind.SMS,),
+    ChannelChoice.EMAIL: (ChannelKind.EMAIL,),
+    ChannelChoice.BOTH: (ChannelKind.SMS, ChannelKind.EMAIL),
+    # The customer's preferred channel may be either, so both templates must exist.
+    ChannelChoice.PREFERRED: (ChannelKind.SMS, ChannelKind.EMAIL),
+}
+
+
+def channel_kinds(choice: ChannelChoice) -> tuple[ChannelKind, ...]:
+    """The channels a rule's ``send.channel`` may use, hence the templates it needs."""
+    return _KINDS[choice]
+
+
+def validate_rules(rules_dir: Path, templates_dir: Path, *, default_locale: str) -> list[Problem]:
+    """Load the rules and check every condition, delay and template against sample data."""
+    loaded = read_rules(rules_dir)
+    problems = set(loaded.problems)
+    renderer = TemplateRenderer(
+        templates_dir=templates_dir, default_locale=default_locale, strict=True
+    )
+    checker = _TemplateChecker(renderer, default_locale)
+    for rule in loaded.rulebook.rules:
+        source = loaded.sources[rule.id]
+        problems.update(_check_expressions(rule, source))
+        problems.update(checker.check(rule, source))
+    return sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
+
+
+def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:
+    label = f"rule {rule.id!r}"
+    context = sample_context(rule.on[0])
+    if rule.when is not None:
+        try:
+            compile_condition(rule.when, strict=True)(context)
+        except ExpressionError as exc:
+            yield source.at("when").problem(f"{label}: when: {exc}")
+    if rule.delay is not None and "{{" in rule.delay:
+        try:
+            parse_duration(render_value(rule.delay, context, strict=True))
+        except (ExpressionError, ValueError) as exc:
+            yield source.at("delay").problem(f"{label}: delay: {exc}")
+
+
+class _TemplateChecker:
+    """Checks the templates rules name; renders each (template, locale, event) only once."""
+
+    def __init__(self, renderer: TemplateRenderer, default_locale: str) -> None:
+        self._renderer = renderer
+        self._default = default_locale
+        self._locales = renderer.locales()
+        self._rendered: dict[tuple[str, ChannelKind, str, str], list[Problem]] = {}
+
+    def check(self, rule: Rule, source: RuleSource) -> Iterator[Problem]:
+        name = rule.send.template
+        for kind in channel_kinds(rule.send.channel):
+            if not self._renderer.exists(name, kind, self._default):
+                expected = self._renderer.path(name, kind, self._default)
+                yield source.at("send", "template").problem(
+                    f"rule {rule.id!r}: send.template: no {kind} template {name!r} for the "
+                    f"default locale {self._default} (expected {expected})"
+                )
+            for locale in self._locales:
+                if not self._renderer.exists(name, kind, locale):
+                    continue
+                for event_type in rule.on:
+                    yield from self._render(name, kind, locale, event_type)
+
+    def _render(self, name: str, kind: ChannelKind, locale: str, event: str) -> list[Problem]:
+        key = (name, kind, locale, event)
+        if key not in self._rendered:
+            context = sample_context(event, locale=locale)
+            self._rendered[key] = self._renderer.check(name, kind, locale, context)
+        return self._rendered[key]
