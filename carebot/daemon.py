@@ -65,12 +65,20 @@ class Daemon:
         dispatch = self.runtime.settings.dispatch
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.scheduler.add_job(
-            self.dispatch_tick, "interval", seconds=dispatch.tick_seconds, id="dispatch",
-            next_run_time=datetime.now(UTC), **common,
+            self.dispatch_tick,
+            "interval",
+            seconds=dispatch.tick_seconds,
+            id="dispatch",
+            next_run_time=datetime.now(UTC),
+            **common,
         )
         self.scheduler.add_job(
-            self.reap_tick, "interval", seconds=dispatch.reaper_seconds, id="reaper",
-            next_run_time=datetime.now(UTC), **common,
+            self.reap_tick,
+            "interval",
+            seconds=dispatch.reaper_seconds,
+            id="reaper",
+            next_run_time=datetime.now(UTC),
+            **common,
         )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(

@@ -225,7 +225,11 @@ class Planner:
         out = []
         for channel in wanted:
             address = phone if channel == "sms" else email
-            problem = None if address else f"no valid {'phone number' if channel == 'sms' else 'email address'}"
+            problem = (
+                None
+                if address
+                else f"no valid {'phone number' if channel == 'sms' else 'email address'}"
+            )
             out.append(_Recipient(channel, address, problem))
         return out
 

@@ -94,6 +94,10 @@ def build_runtime(
         settings=settings.dispatch,
         public_url=settings.public_url,
         quiet_hours=settings.quiet_hours,
+        concurrency={
+            ChannelKind.SMS: settings.twilio.concurrency,
+            ChannelKind.EMAIL: settings.smtp.concurrency,
+        },
         inline_db=inline_db,
     )
     return Runtime(

@@ -73,6 +73,7 @@ class Dispatcher:
         settings: DispatchSettings,
         public_url: str,
         quiet_hours: str | None,
+        concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
         inline_db: bool = False,
     ) -> None:
@@ -89,6 +90,10 @@ class Dispatcher:
             else None
         )
         self._mail_domain = urlsplit(self.public_url).hostname or "carebot.local"
+        # A row becomes `sending` only once a provider slot is free: rows queued behind a
+        # slow provider stay `claimed`, so a crash never leaves them in doubt.
+        limits = concurrency or {}
+        self._slots = {kind: asyncio.Semaphore(limits.get(kind, 8)) for kind in ChannelKind}
         # Virtual-time replays run database work inline: one thread, deterministic order.
         self._inline_db = inline_db
 
@@ -143,7 +148,9 @@ class Dispatcher:
     async def _deliver(self, row: NotificationRow) -> str:
         now = self.clock.now()
         if now > row.not_after:
-            return await self._finish(row, S.EXPIRED, f"not sent: past its not-after time {row.not_after.isoformat()}")
+            return await self._finish(
+                row, S.EXPIRED, f"not sent: past its not-after time {row.not_after.isoformat()}"
+            )
         kind = ChannelKind(row.channel)
         if not row.recipient:
             return await self._finish(row, S.FAILED, f"no {kind} address")
@@ -153,13 +160,15 @@ class Dispatcher:
         held = next_allowed(now, ZoneInfo(row.timezone), self._windows(row))
         if held > now:
             if held > row.not_after:
-                return await self._finish(row, S.EXPIRED, "not sent: no allowed hour before its not-after time")
+                return await self._finish(
+                    row, S.EXPIRED, "not sent: no allowed hour before its not-after time"
+                )
             await self._db(
                 schedule.release,
                 notification_id=row.id,
                 due_at=held,
                 now=now,
-                reason=f"held for quiet hours until {held.astimezone(ZoneInfo(row.timezone)):%Y-%m-%d %H:%M %Z}",
+                reason=f"held for quiet hours until {_local(held, row.timezone)}",
             )
             return "held"
         try:
@@ -178,22 +187,23 @@ class Dispatcher:
             if kind == ChannelKind.SMS
             else None,
         )
-        claimed = await self._db(
-            schedule.mark_sending,
-            notification_id=row.id,
-            worker=self.worker_id,
-            now=now,
-            lease=timedelta(seconds=self.settings.send_lease_seconds),
-            subject=rendered.subject,
-            body=rendered.text,
-        )
-        if not claimed:
-            return "lost"
-        attempt = row.attempts + 1
-        try:
-            receipt = await self.channels[kind].send(message)
-        except ChannelError as exc:
-            return await self._failed_send(row, attempt, exc)
+        async with self._slots[kind]:
+            claimed = await self._db(
+                schedule.mark_sending,
+                notification_id=row.id,
+                worker=self.worker_id,
+                now=self.clock.now(),
+                lease=timedelta(seconds=self.settings.send_lease_seconds),
+                subject=rendered.subject,
+                body=rendered.text,
+            )
+            if not claimed:
+                return "lost"
+            attempt = row.attempts + 1
+            try:
+                receipt = await self.channels[kind].send(message)
+            except ChannelError as exc:
+                return await self._failed_send(row, attempt, exc)
         await self._db(
             schedule.mark_sent,
             notification_id=row.id,
@@ -245,7 +255,10 @@ class Dispatcher:
                 )
                 logger.warning("send failed; will retry", extra=log)
                 return "retried"
-            reason = f"gave up after {attempt} attempt(s): the next try would be past not-after; last error: {error}"
+            reason = (
+                f"gave up after {attempt} attempt(s): the next try would be past not-after; "
+                f"last error: {error}"
+            )
         elif exc.retryable:
             reason = f"gave up after {attempt} attempt(s); last error: {error}"
         else:
@@ -276,7 +289,5 @@ class Dispatcher:
         return {S.FAILED: "failed", S.EXPIRED: "expired", S.SUPPRESSED: "suppressed"}[status]
 
 
-def next_wake(db: Database) -> datetime | None:
-    """When the earliest scheduled row falls due (for virtual-time loops)."""
-    with db.transaction() as session:
-        return schedule.next_due_at(session)
+def _local(instant: datetime, zone: str) -> str:
+    return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"

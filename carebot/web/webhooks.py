@@ -54,7 +54,9 @@ async def bad_request(
     return JSONResponse({"error": reason}, status_code=400)
 
 
-async def store_event(runtime: Runtime, event: Event, *, source: str, delivery_id: str | None) -> Response:
+async def store_event(
+    runtime: Runtime, event: Event, *, source: str, delivery_id: str | None
+) -> Response:
     """Ingest ``event``; the response is sent only after the transaction committed."""
     result = await run_in_threadpool(
         runtime.pipeline.ingest, event, source=source, delivery_id=delivery_id

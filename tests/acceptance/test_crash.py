@@ -1,0 +1,55 @@
+"""Crash safety: a dispatcher killed mid-flight loses nothing and duplicates at most one."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer, Reply
+
+from .conftest import shipped_event, wait_until
+
+
+def test_sigkill_after_claiming_and_after_sending_loses_nothing(
+    daemon_factory: Any, twilio_server: FakeTwilioServer
+) -> None:
+    # The first send hangs at the provider; with one SMS at a time the other claimed rows
+    # wait behind it, so the kill catches one row `sending` and four `claimed`.
+    twilio_server.script([Reply(delay=60)])
+    daemon = daemon_factory(
+        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
+        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
+        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
+        CAREBOT_TWILIO__CONCURRENCY="1",
+        CAREBOT_TWILIO__TIMEOUT_SECONDS="120",
+        CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="5",
+        CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
+        CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+    )
+    daemon.start()
+    # Due together a moment from now, so one dispatch tick claims all five.
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    phones = [f"+86138001380{n:02d}" for n in range(5)]
+    for n, phone in enumerate(phones):
+        assert daemon.post(shipped_event(100 + n, phone=phone, occurred_at=due)).status_code == 202
+    assert twilio_server.wait_for(1, timeout=10)
+    assert wait_until(
+        lambda: (
+            sorted(s for (s,) in daemon.query("select status from notifications"))
+            == ["claimed"] * 4 + ["sending"]
+        ),
+        timeout=5,
+    ), daemon.query("select id, status, reason, due_at from notifications")
+    daemon.kill()
+
+    daemon.start()
+    assert wait_until(
+        lambda: daemon.query("select count(*) from notifications where status = 'sent'") == [(5,)],
+        timeout=20,
+    ), daemon.query("select id, status, reason from notifications")
+    sent_to = Counter(r["To"] for r in twilio_server.requests)
+    assert set(sent_to) == set(phones), "a shipment lost its message"
+    duplicates = sum(count - 1 for count in sent_to.values())
+    assert duplicates <= 1, f"more duplicates than messages in flight: {sent_to}"

@@ -1,0 +1,107 @@
+"""The daemon end to end: signed events in, real SMS and email out."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer
+
+from .conftest import REPO, shipped_event, wait_until
+
+
+def _provider_env(twilio: FakeTwilioServer, smtp: Any) -> dict[str, str]:
+    return {
+        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+        "CAREBOT_TWILIO__AUTH_TOKEN": "test-token",
+        "CAREBOT_TWILIO__FROM_NUMBER": "+15005550006",
+        "CAREBOT_TWILIO__BASE_URL": twilio.base_url,
+        "CAREBOT_SMTP__HOST": smtp.host,
+        "CAREBOT_SMTP__PORT": str(smtp.port),
+        "CAREBOT_SMTP__SENDER": "care@shop.example",
+        "CAREBOT_SMTP__STARTTLS": "false",
+    }
+
+
+def test_a_signed_shipped_event_sends_one_sms_through_twilio_within_two_seconds(
+    daemon_factory: Any, twilio_server: FakeTwilioServer, smtp_server: Any
+) -> None:
+    daemon = daemon_factory(**_provider_env(twilio_server, smtp_server))
+    daemon.start()
+    started = time.monotonic()
+    response = daemon.post(shipped_event(1001))
+    assert response.status_code == 202, response.text
+    assert twilio_server.wait_for(1, timeout=2.0), "no POST …/Messages.json within 2 s"
+    elapsed = time.monotonic() - started
+    request = twilio_server.requests[0]
+    assert request["To"] == "+8613800138000"
+    assert "SF0000001001" in request["Body"]
+    assert request["StatusCallback"].startswith(f"{daemon.url}/twilio/status")
+    assert elapsed < 2.0
+    # The same delivery again, and the same event under a new webhook id: nothing more.
+    assert daemon.post(shipped_event(1001)).status_code == 200
+    assert daemon.post(shipped_event(1001), webhook_id="msg_other").status_code == 200
+    time.sleep(1.5)
+    assert len(twilio_server.requests) == 1
+    assert smtp_server.messages == []
+    assert wait_until(
+        lambda: daemon.query("select status from notifications") == [("sent",)], timeout=3
+    )
+
+
+def test_a_customer_with_only_an_email_gets_the_shipped_notice_by_email(
+    daemon_factory: Any, twilio_server: FakeTwilioServer, smtp_server: Any
+) -> None:
+    daemon = daemon_factory(**_provider_env(twilio_server, smtp_server))
+    daemon.start()
+    assert daemon.post(shipped_event(7, phone=None)).status_code == 202
+    assert wait_until(lambda: len(smtp_server.messages) == 1, timeout=3)
+    message = smtp_server.messages[0]
+    assert message["To"] == "wang@example.com"
+    assert message["Message-ID"].startswith("<carebot.")
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "SF0000000007" in text and "SF0000000007" in html
+    assert twilio_server.requests == []
+
+
+def test_bad_signatures_are_401_and_bad_bodies_are_400_and_kept_for_inspection(
+    daemon_factory: Any,
+) -> None:
+    daemon = daemon_factory()
+    daemon.start()
+    url = f"{daemon.url}/webhooks/carebot"
+    unsigned = httpx.post(url, content=b'{"id": "x"}', headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401
+    from .conftest import signed_headers
+
+    wrong = signed_headers(b"{}", secret="whsec_" + "A" * 32, webhook_id="msg_1")
+    assert httpx.post(url, content=b"{}", headers=wrong).status_code == 401
+    garbage = b"{not json"
+    response = httpx.post(url, content=garbage, headers=signed_headers(garbage, webhook_id="m2"))
+    assert response.status_code == 400 and "not JSON" in response.json()["error"]
+    naive = shipped_event(1)
+    naive["occurred_at"] = "2026-11-20T10:00:00"
+    response = daemon.post(naive)
+    assert response.status_code == 400
+    assert "timezone" in response.json()["error"]
+    rejected = daemon.query("select source, reason, body from rejected_payloads order by id")
+    assert [r[0] for r in rejected] == ["carebot", "carebot"]
+    assert rejected[0][2] == garbage
+    assert daemon.query("select count(*) from events") == [(0,)]
+
+
+def test_the_default_daemon_prints_the_shipped_notice_on_the_console(
+    tmp_path: Any, daemon_factory: Any
+) -> None:
+    """The README's first command: no credentials, so the console channel stands in."""
+    daemon = daemon_factory()
+    daemon.start()
+    assert daemon.post(shipped_event(42)).status_code == 202
+    assert wait_until(lambda: "SF0000000042" in daemon.stdout(), timeout=3)
+    banner = daemon.stdout()
+    assert "sms:       console" in banner and "email:     console" in banner
+    assert "+86138****8000" in banner  # the console masks the number
+    assert (REPO / "rules" / "shipping.yaml").exists()

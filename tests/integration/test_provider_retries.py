@@ -1,0 +1,142 @@
+"""Provider failures through the real twilio client and a real SMTP server, on virtual time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select
+
+from carebot.clock import VirtualClock
+from carebot.events import parse_event
+from carebot.runtime import Runtime, build_runtime
+from carebot.settings import Settings
+from carebot.store.database import Database
+from carebot.store.models import NotificationRow
+from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer, Reply
+
+if TYPE_CHECKING:
+    from conftest import SMTPTestServer
+
+REPO = Path(__file__).resolve().parents[2]
+START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def runtime(
+    tmp_path: Path, twilio_server: FakeTwilioServer, smtp_server: SMTPTestServer
+) -> Runtime:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        rules_dir=REPO / "rules",
+        templates_dir=REPO / "message_templates",
+        quiet_hours="none",
+        twilio={
+            "account_sid": DEFAULT_ACCOUNT_SID,
+            "auth_token": "test-token",
+            "from_number": "+15005550006",
+            "base_url": twilio_server.base_url,
+        },
+        smtp={
+            "host": smtp_server.host,
+            "port": smtp_server.port,
+            "sender": "care@shop.example",
+            "starttls": False,
+        },
+    )
+    db = Database(settings.database_url)
+    db.upgrade()
+    return build_runtime(settings, clock=VirtualClock(START), db=db)
+
+
+def _ship(runtime: Runtime, *, phone: str | None) -> None:
+    customer: dict[str, Any] = {"id": "c-1", "email": "wang@example.com"}
+    if phone:
+        customer["phone"] = phone
+    runtime.pipeline.ingest(
+        parse_event(
+            {
+                "id": "evt-1",
+                "type": "order.shipped",
+                "occurred_at": START.isoformat(),
+                "order": {"id": "1001", "customer": customer},
+                "shipment": {"id": "s-1", "carrier": "SF Express", "tracking_number": "SF1"},
+            }
+        )
+    )
+
+
+def _row(runtime: Runtime) -> NotificationRow:
+    with runtime.db.transaction() as session:
+        return session.scalars(select(NotificationRow)).one()
+
+
+async def _run_until_settled(runtime: Runtime, clock: Any, *, max_ticks: int = 10) -> None:
+    for _ in range(max_ticks):
+        await runtime.dispatcher.run_once()
+        row = _row(runtime)
+        if row.status != "scheduled":
+            return
+        clock.set(row.due_at)
+
+
+async def test_twilio_500_and_429_are_retried_with_backoff_and_end_sent(
+    runtime: Runtime, twilio_server: FakeTwilioServer
+) -> None:
+    twilio_server.script([Reply(status=500), Reply(status=429, retry_after=600)])
+    _ship(runtime, phone="+8613800138000")
+    await runtime.dispatcher.run_once()
+    first_retry = _row(runtime)
+    assert first_retry.status == "scheduled" and first_retry.due_at > START
+    assert "500" in (first_retry.last_error or "")
+    runtime.clock.set(first_retry.due_at)  # type: ignore[attr-defined]
+    await runtime.dispatcher.run_once()
+    second_retry = _row(runtime)
+    # 429's Retry-After (600 s) is a floor under the backoff.
+    assert (second_retry.due_at - first_retry.due_at).total_seconds() >= 600
+    await _run_until_settled(runtime, runtime.clock)
+    row = _row(runtime)
+    assert row.status == "sent" and row.attempts == 3
+    assert row.provider_id and row.provider_id.startswith("SM")
+    assert len(twilio_server.requests) == 3
+
+
+async def test_twilio_21211_ends_failed_at_once_with_the_reason(
+    runtime: Runtime, twilio_server: FakeTwilioServer
+) -> None:
+    twilio_server.script(
+        [Reply(status=400, code=21211, message="The 'To' number is not a valid phone number.")]
+    )
+    _ship(runtime, phone="+8613800138000")
+    await runtime.dispatcher.run_once()
+    row = _row(runtime)
+    assert row.status == "failed"
+    assert "21211" in (row.reason or "") and "permanent" in (row.reason or "")
+    assert len(twilio_server.requests) == 1
+
+
+async def test_an_smtp_451_is_retried_and_the_email_arrives(
+    runtime: Runtime, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.script_rcpt(["451 4.3.0 try again later"])
+    _ship(runtime, phone=None)
+    await runtime.dispatcher.run_once()
+    assert _row(runtime).status == "scheduled"
+    assert smtp_server.messages == []
+    await _run_until_settled(runtime, runtime.clock)
+    row = _row(runtime)
+    assert row.status == "sent" and row.attempts == 2
+    assert len(smtp_server.messages) == 1
+
+
+async def test_an_smtp_550_ends_failed_without_retrying(
+    runtime: Runtime, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.script_rcpt(["550 5.1.1 no such user"])
+    _ship(runtime, phone=None)
+    await runtime.dispatcher.run_once()
+    row = _row(runtime)
+    assert row.status == "failed" and "550" in (row.reason or "")
+    assert smtp_server.messages == []
