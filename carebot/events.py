@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import date
 from decimal import Decimal
+from difflib import get_close_matches
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -153,13 +154,22 @@ class Event(_Model):
         return None
 
 
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    given = error.get("input")
+    if error["loc"] == ("type",) and isinstance(given, str):
+        hint = get_close_matches(given, sorted(EVENT_TYPES), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"type: unknown event type {given!r}{suggestion}"
+    if isinstance(given, str | int | float) and not isinstance(given, bool):
+        return f"{where}: {error['msg']} (got {given!r})"
+    return f"{where}: {error['msg']}"
+
+
 def parse_event(data: Any) -> Event:
     """Validate ``data`` (decoded JSON) as a canonical event, or raise ``EventError``."""
     try:
         return Event.model_validate(data)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        reasons = "; ".join(_describe(err) for err in exc.errors())
         raise EventError(f"invalid event: {reasons}") from exc

@@ -25,3 +25,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler logs every tick at INFO; once a second is noise, its warnings are not.
+    logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
