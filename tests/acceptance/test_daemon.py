@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer
 
-from .conftest import REPO, shipped_event, wait_until
+from .conftest import REPO, SECRET, shipped_event, signed_headers, wait_until
 
 
 def _provider_env(twilio: FakeTwilioServer, smtp: Any) -> dict[str, str]:
@@ -75,10 +78,19 @@ def test_bad_signatures_are_401_and_bad_bodies_are_400_and_kept_for_inspection(
     url = f"{daemon.url}/webhooks/carebot"
     unsigned = httpx.post(url, content=b'{"id": "x"}', headers={"content-type": "application/json"})
     assert unsigned.status_code == 401
-    from .conftest import signed_headers
-
     wrong = signed_headers(b"{}", secret="whsec_" + "A" * 32, webhook_id="msg_1")
     assert httpx.post(url, content=b"{}", headers=wrong).status_code == 401
+    # A correct signature over a ten-minute-old timestamp is a replay: refused.
+    body = json.dumps(shipped_event(9)).encode()
+    stale_at = datetime.now(UTC) - timedelta(minutes=10)
+    stale = {
+        "webhook-id": "msg_stale",
+        "webhook-timestamp": str(int(stale_at.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign("msg_stale", stale_at, body.decode()),
+    }
+    assert httpx.post(url, content=body, headers=stale).status_code == 401
+    malformed = {**stale, "webhook-timestamp": "soon", "webhook-signature": "v1"}
+    assert httpx.post(url, content=body, headers=malformed).status_code == 401
     garbage = b"{not json"
     response = httpx.post(url, content=garbage, headers=signed_headers(garbage, webhook_id="m2"))
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
