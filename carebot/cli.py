@@ -56,7 +56,7 @@ def _banner(runtime: object) -> str:
         )
     else:
         lines.append(f"  email:     smtp ({s.smtp.host}:{s.smtp.port})")
-    if s.webhooks.carebot_secret is None:
+    if s.webhooks.carebot_secret is None or not s.webhooks.carebot_secret.get_secret_value():
         lines.append(
             "  webhooks:  secret generated and kept in the database; "
             "`carebot sign FILE` signs a request with it"
@@ -161,13 +161,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     from standardwebhooks.webhooks import Webhook
 
-    from carebot.runtime import build_runtime
+    from carebot.runtime import webhook_secret
+    from carebot.store.database import Database
 
     settings = _settings(args)
     body = Path(args.file).read_bytes().decode("utf-8")
-    runtime = build_runtime(settings)
-    runtime.db.upgrade()
-    secret = runtime.webhook_secret()
+    db = Database(settings.database_url)
+    db.upgrade()
+    secret = webhook_secret(settings, db)
     message_id = args.id or f"msg_{uuid.uuid4().hex}"
     now = datetime.now(UTC)
     signature = Webhook(secret).sign(message_id, now, body)

@@ -22,7 +22,7 @@ from carebot.settings import Settings
 from carebot.store import meta
 from carebot.store.database import Database
 
-__all__ = ["Runtime", "build_runtime", "new_webhook_secret"]
+__all__ = ["Runtime", "build_runtime", "new_webhook_secret", "webhook_secret"]
 
 WEBHOOK_SECRET_KEY = "webhooks.carebot_secret"
 
@@ -30,6 +30,15 @@ WEBHOOK_SECRET_KEY = "webhooks.carebot_secret"
 def new_webhook_secret() -> str:
     """A fresh Standard Webhooks secret (``whsec_`` + base64 of 32 random bytes)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_secret(settings: Settings, db: Database) -> str:
+    """The configured carebot webhook secret, else one generated once and kept in the db."""
+    configured = settings.webhooks.carebot_secret
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    with db.transaction() as session:
+        return meta.get_or_create(session, WEBHOOK_SECRET_KEY, new_webhook_secret)
 
 
 @dataclass
@@ -45,12 +54,7 @@ class Runtime:
     dispatcher: Dispatcher
 
     def webhook_secret(self) -> str:
-        """The configured carebot webhook secret, else one generated once and kept in the db."""
-        configured = self.settings.webhooks.carebot_secret
-        if configured is not None:
-            return configured.get_secret_value()
-        with self.db.transaction() as session:
-            return meta.get_or_create(session, WEBHOOK_SECRET_KEY, new_webhook_secret)
+        return webhook_secret(self.settings, self.db)
 
     async def aclose(self) -> None:
         for channel in self.channels.values():

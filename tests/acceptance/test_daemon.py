@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,15 +107,32 @@ def test_bad_signatures_are_401_and_bad_bodies_are_400_and_kept_for_inspection(
     assert daemon.query("select count(*) from events") == [(0,)]
 
 
-def test_the_default_daemon_prints_the_shipped_notice_on_the_console(
+def test_the_readme_tour_signs_with_the_generated_secret_and_the_console_prints_the_notice(
     tmp_path: Any, daemon_factory: Any
 ) -> None:
-    """The README's first command: no credentials, so the console channel stands in."""
-    daemon = daemon_factory()
+    """No credentials and no webhook secret: the console stands in, `carebot sign` signs."""
+    daemon = daemon_factory(CAREBOT_WEBHOOKS__CAREBOT_SECRET="")
     daemon.start()
-    assert daemon.post(shipped_event(42)).status_code == 202
+    event_file = tmp_path / "shipped.json"
+    body = json.dumps(shipped_event(42), ensure_ascii=False).encode()
+    event_file.write_bytes(body)
+    signed = subprocess.run(
+        [sys.executable, "-m", "carebot", "sign", str(event_file)],
+        capture_output=True,
+        text=True,
+        env=daemon.env,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    )
+    headers = dict(line.split(": ", 1) for line in signed.stdout.splitlines())
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    response = httpx.post(f"{daemon.url}/webhooks/carebot", content=body, headers=headers)
+    assert response.status_code == 202, response.text
     assert wait_until(lambda: "SF0000000042" in daemon.stdout(), timeout=3)
-    banner = daemon.stdout()
-    assert "sms:       console" in banner and "email:     console" in banner
-    assert "+86138****8000" in banner  # the console masks the number
+    output = daemon.stdout()
+    assert "sms:       console" in output and "email:     console" in output
+    assert "secret generated" in output
+    assert "+86138****8000" in output  # the console masks the number
+    assert "+8613800138000" not in output
     assert (REPO / "rules" / "shipping.yaml").exists()
