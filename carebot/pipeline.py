@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from carebot.clock import Clock
 from carebot.events import Event, EventType, Order
+from carebot.notifications import NotificationStatus
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
 from carebot.store import entities, schedule
@@ -76,9 +77,11 @@ class Pipeline:
                 )
                 cancelled += self._cancel(session, plan, now)
                 inserted = schedule.insert_planned(session, plan.notifications, now=now)
-                scheduled += len(inserted)
                 for item in inserted:
-                    if item.status == "scheduled" and (earliest is None or item.due_at < earliest):
+                    if item.status != NotificationStatus.SCHEDULED:
+                        continue
+                    scheduled += 1
+                    if earliest is None or item.due_at < earliest:
                         earliest = item.due_at
                 if merged.order_now_delivered and merged.order_id:
                     derived = Event(

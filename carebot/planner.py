@@ -25,6 +25,9 @@ __all__ = ["Cancellation", "Plan", "Planner", "PlanningPolicy", "build_context"]
 
 logger = logging.getLogger(__name__)
 
+# Care messages are about this order's life; a longer delay is a mistake, not a plan.
+MAX_DELAY = timedelta(days=3660)
+
 
 @dataclass(frozen=True)
 class PlanningPolicy:
@@ -161,6 +164,8 @@ class Planner:
         base = event.occurred_at.astimezone(UTC)
         if rule.delay:
             delay = self._delay(rule, context)
+            if delay > MAX_DELAY:
+                raise ExpressionError(f"rule {rule.id!r}: delay {delay} is longer than {MAX_DELAY}")
             base += delay
             why.append(f"delay {rule.delay.strip()} = {delay}")
         due = max(base, now)
@@ -205,9 +210,10 @@ class Planner:
         assert rule.delay is not None
         text = render_value(rule.delay, context) if "{{" in rule.delay else rule.delay
         try:
-            return parse_duration(text)
+            delay = parse_duration(text)
         except ValueError as exc:
             raise ExpressionError(f"rule {rule.id!r}: delay {rule.delay!r} gave {exc}") from exc
+        return delay
 
     @staticmethod
     def _recipients(rule: Rule, phone: str | None, email: str | None) -> list[_Recipient]:

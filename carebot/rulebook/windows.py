@@ -71,7 +71,10 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos == 0 or cleaned[pos:].strip():
         raise ValueError(f"duration {text!r} is not like 3d, 12h, 30m or 1d12h")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:  # a typo such as 99999999999d must read as a bad value
+        raise ValueError(f"duration {text!r} is too long") from exc
 
 
 def _wall(day: date, moment: time, zone: ZoneInfo, fold: int = 0) -> datetime:

@@ -63,7 +63,7 @@ def test_sqlite_runs_in_wal_mode_with_synchronous_normal_and_a_busy_timeout(
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+        assert (connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) > 0
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     # WAL is a property of the file: a connection that did not ask for it sees it too.
     with sqlite3.connect(tmp_path / "carebot.db") as raw:
@@ -320,5 +320,4 @@ async def test_order_cancelled_cancels_the_shipped_notice_held_for_quiet_hours(
     clock.set(datetime(2026, 11, 21, 9, 0, tzinfo=SHANGHAI))
     report = await runtime.dispatcher.run_once()
     assert report.claimed == 0
-    assert channels[next(iter(channels))].sent == []
     assert all(channel.sent == [] for channel in channels.values())

@@ -30,9 +30,7 @@ def rule(**fields: Any) -> Rule:
     return Rule(**values)
 
 
-def event(
-    occurred_at: datetime, *, type: str = "order.shipped", event_id: str = "evt-1"
-) -> Event:
+def event(occurred_at: datetime, *, type: str = "order.shipped", event_id: str = "evt-1") -> Event:
     return parse_event(
         {
             "id": event_id,
@@ -111,9 +109,7 @@ def test_a_delay_landing_in_quiet_hours_is_held_to_nine_the_next_morning() -> No
 
 def test_quiet_hours_none_sends_at_the_computed_time_even_late_at_night() -> None:
     shipped_at = datetime(2026, 11, 20, 19, 0, tzinfo=SHANGHAI)
-    [planned] = plan_one(
-        [rule(delay="3h")], shipped_at, policy=PlanningPolicy(quiet_hours="none")
-    )
+    [planned] = plan_one([rule(delay="3h")], shipped_at, policy=PlanningPolicy(quiet_hours="none"))
     assert planned.due_at == datetime(2026, 11, 20, 22, 0, tzinfo=SHANGHAI)
     assert not any("held" in why for why in planned.why)
 
@@ -299,3 +295,20 @@ def test_a_delay_already_past_is_due_now_not_in_the_past() -> None:
     )
     [planned] = plan.notifications
     assert planned.due_at == now
+
+
+def test_an_absurdly_long_delay_skips_the_rule_instead_of_failing_the_event() -> None:
+    rule = Rule(id="far", on=["order.shipped"], delay="9999999d", send={"template": "shipped"})
+    plan = Planner(policy=PlanningPolicy()).plan(
+        _absurd_event(), Facts(order={"id": "1"}), rulebook=Rulebook(rules=(rule,)), now=_NOW
+    )
+    assert plan.notifications == []
+
+
+_NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+def _absurd_event() -> Event:
+    return parse_event(
+        {"id": "e", "type": "order.shipped", "occurred_at": _NOW.isoformat(), "order": {"id": "1"}}
+    )

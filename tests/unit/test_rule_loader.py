@@ -51,7 +51,7 @@ def test_the_shipped_rules_folder_loads() -> None:
     shipped = rulebook.rule("shipped")
     assert shipped is not None
     assert shipped.on == ["order.shipped"]
-    assert shipped.when == "shipment.tracking_number"
+    assert shipped.when == "shipment.tracking_number and shipment.status != 'delivered'"
     assert shipped.send.channel is ChannelChoice.PREFERRED
     assert shipped.cancel_on == ["order.cancelled", "order.refunded"]
     assert shipped.once_per is DedupeScope.SHIPMENT
