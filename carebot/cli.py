@@ -72,7 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     settings = _settings(args)
     runtime = build_runtime(settings)
-    runtime.db.upgrade()
+    if runtime.db.dialect == "sqlite":
+        runtime.db.upgrade()  # the embedded default looks after itself
+    elif runtime.db.pending_migrations():
+        # Several daemons share a server database: migrating is the operator's explicit step.
+        raise CarebotError("the database schema is not current: run `carebot db upgrade` first")
     print(_banner(runtime), flush=True)
     asyncio.run(Daemon(runtime).serve())
     return 0

@@ -76,6 +76,16 @@ class Database:
 
         command.upgrade(self.alembic_config(), revision)
 
+    def pending_migrations(self) -> bool:
+        """True when the database is not at the newest migration."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        heads = set(ScriptDirectory.from_config(self.alembic_config()).get_heads())
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current != heads
+
     def alembic_config(self) -> Any:
         from alembic.config import Config
 

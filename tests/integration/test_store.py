@@ -20,6 +20,7 @@ from carebot.events import Event, parse_event
 from carebot.notifications import NotificationStatus
 from carebot.runtime import Runtime
 from carebot.store import entities
+from carebot.store.database import Database
 from carebot.store.entities import Facts
 from carebot.store.models import Base, CustomerRow, EventRow, NotificationRow, OrderRow
 
@@ -321,3 +322,10 @@ async def test_order_cancelled_cancels_the_shipped_notice_held_for_quiet_hours(
     report = await runtime.dispatcher.run_once()
     assert report.claimed == 0
     assert all(channel.sent == [] for channel in channels.values())
+
+
+def test_a_new_database_has_pending_migrations_until_upgraded(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert db.pending_migrations()
+    db.upgrade()
+    assert not db.pending_migrations()
