@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from carebot import __version__
 from carebot.runtime import Runtime
+from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
+from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
 from carebot.web.webhooks import carebot_webhook
 
 __all__ = ["create_app"]
@@ -54,6 +56,11 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/webhooks/carebot", carebot_webhook, methods=["POST"]),
+            Route("/webhooks/shopify", shopify_webhook, methods=["POST"]),
+            Route("/webhooks/woocommerce", woocommerce_webhook, methods=["POST"]),
+            Route("/webhooks/aftership", aftership_webhook, methods=["POST"]),
+            Route("/twilio/status", twilio_status, methods=["POST"]),
+            Route("/twilio/inbound", twilio_inbound, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},

@@ -1,0 +1,282 @@
+"""Shopify webhooks: ``X-Shopify-*`` headers and the REST order/fulfillment/refund payloads.
+
+Events are routed on the ``X-Shopify-Topic`` header, never on body fields: Shopify's samples
+reuse one order body for every ``orders/*`` topic. Ids exceed 2**53 and are kept as strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from carebot.events import (
+    Address,
+    Customer,
+    Event,
+    EventType,
+    LineItem,
+    Order,
+    Shipment,
+    ShipmentStatus,
+)
+from carebot.exceptions import SourceError
+from carebot.sources._common import as_dict, header, id_text, parse_time, text
+
+__all__ = [
+    "HMAC_HEADER",
+    "SHIPMENT_STATUSES",
+    "TOPICS",
+    "delivery_id",
+    "map_webhook",
+    "shipment_id",
+]
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+EVENT_ID_HEADER = "X-Shopify-Event-Id"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
+
+_ORDER_TOPICS = {
+    "orders/create": EventType.ORDER_PLACED,
+    "orders/paid": EventType.ORDER_PAID,
+    "orders/fulfilled": EventType.ORDER_SHIPPED,
+    "orders/cancelled": EventType.ORDER_CANCELLED,
+}
+TOPICS: frozenset[str] = frozenset(
+    {*_ORDER_TOPICS, "fulfillments/create", "fulfillments/update", "refunds/create"}
+)
+
+# ``shipment_status`` of a fulfillment (REST, snake_case) → canonical status. States before
+# the carrier has the parcel map to None: they change nothing the customer should hear about.
+SHIPMENT_STATUSES: dict[str, ShipmentStatus | None] = {
+    "label_printed": None,
+    "label_purchased": None,
+    "confirmed": None,
+    "carrier_picked_up": ShipmentStatus.IN_TRANSIT,
+    "in_transit": ShipmentStatus.IN_TRANSIT,
+    "delayed": ShipmentStatus.IN_TRANSIT,
+    "out_for_delivery": ShipmentStatus.OUT_FOR_DELIVERY,
+    "attempted_delivery": ShipmentStatus.FAILED_ATTEMPT,
+    "ready_for_pickup": ShipmentStatus.AVAILABLE_FOR_PICKUP,
+    "delivered": ShipmentStatus.DELIVERED,
+    "failure": ShipmentStatus.EXCEPTION,
+}
+
+
+def shipment_id(fulfillment_id: str) -> str:
+    """The canonical shipment id of a Shopify fulfillment."""
+    return f"shopify-{fulfillment_id}"
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The per-delivery id Shopify sends (kept with the stored event)."""
+    return header(headers, WEBHOOK_ID_HEADER) or header(headers, EVENT_ID_HEADER)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        return None
+
+
+def _name(*parts: Any) -> str | None:
+    joined = " ".join(p for p in (text(x) for x in parts) if p)
+    return joined or None
+
+
+def _address(data: Any) -> Address | None:
+    if not isinstance(data, dict):
+        return None
+    return Address(
+        country=text(data.get("country_code")) or text(data.get("country")),
+        province=text(data.get("province")),
+        city=text(data.get("city")),
+        postal_code=text(data.get("zip")),
+        line1=text(data.get("address1")),
+        phone=text(data.get("phone")),
+    )
+
+
+def _first(*values: Any) -> str | None:
+    for value in values:
+        found = text(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _customer(order: dict[str, Any]) -> Customer | None:
+    raw = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+    assert isinstance(raw, dict)
+    shipping = order.get("shipping_address") or {}
+    billing = order.get("billing_address") or {}
+    default = raw.get("default_address") or {}
+    customer = Customer(
+        id=text(raw.get("id")),
+        name=_name(raw.get("first_name"), raw.get("last_name"))
+        or text(shipping.get("name"))
+        or text(billing.get("name")),
+        phone=_first(
+            raw.get("phone"),
+            order.get("phone"),
+            shipping.get("phone"),
+            billing.get("phone"),
+            default.get("phone"),
+        ),
+        email=_first(raw.get("email"), order.get("email"), order.get("contact_email")),
+        locale=text(order.get("customer_locale")),
+    )
+    return None if customer.model_dump(exclude_none=True) == {} else customer
+
+
+def _items(data: Any) -> list[LineItem] | None:
+    if not isinstance(data, list):
+        return None
+    items = []
+    for line in data:
+        if not isinstance(line, dict):
+            continue
+        quantity = line.get("quantity")
+        items.append(
+            LineItem(
+                sku=text(line.get("sku")),
+                title=text(line.get("title")) or text(line.get("name")),
+                quantity=quantity if isinstance(quantity, int) and quantity >= 0 else 1,
+                unit_price=_decimal(line.get("price")),
+            )
+        )
+    return items
+
+
+def _order(data: dict[str, Any]) -> Order:
+    return Order(
+        id=id_text(data.get("id"), "order id"),
+        placed_at=parse_time(data.get("created_at")) or parse_time(data.get("processed_at")),
+        total=_decimal(data.get("total_price")),
+        currency=text(data.get("currency")),
+        customer=_customer(data),
+        shipping_address=_address(data.get("shipping_address")),
+        items=_items(data.get("line_items")),
+    )
+
+
+def _shipment(fulfillment: dict[str, Any], order_id: str) -> Shipment:
+    raw_status = text(fulfillment.get("shipment_status"))
+    numbers = fulfillment.get("tracking_numbers")
+    tracking = text(fulfillment.get("tracking_number")) or (
+        text(numbers[0]) if isinstance(numbers, list) and numbers else None
+    )
+    return Shipment(
+        id=shipment_id(id_text(fulfillment.get("id"), "fulfillment id")),
+        order_id=order_id,
+        carrier=text(fulfillment.get("tracking_company")),
+        tracking_number=tracking,
+        status=SHIPMENT_STATUSES.get(raw_status) if raw_status else None,
+    )
+
+
+def _occurred_at(data: dict[str, Any], headers: Mapping[str, str], *fields: str) -> datetime:
+    for name in fields:
+        found = parse_time(data.get(name))
+        if found is not None:
+            return found
+    found = parse_time(header(headers, TRIGGERED_AT_HEADER))
+    if found is None:
+        raise SourceError(f"no time in the payload ({', '.join(fields)}) or headers")
+    return found
+
+
+def _event_id(headers: Mapping[str, str], topic: str, fallback: str) -> str:
+    event_id = header(headers, EVENT_ID_HEADER)
+    if event_id:
+        # One merchant action shares its event id across topics: the topic keeps them apart.
+        return f"shopify:{event_id}:{topic}"
+    webhook_id = header(headers, WEBHOOK_ID_HEADER)
+    if webhook_id:
+        return f"shopify:{webhook_id}:{topic}"
+    return f"shopify:{topic}:{fallback}"
+
+
+def _latest_fulfillment(order: dict[str, Any]) -> dict[str, Any] | None:
+    found = [f for f in order.get("fulfillments") or [] if isinstance(f, dict) and f.get("id")]
+    with_tracking = [f for f in found if text(f.get("tracking_number"))]
+    chosen = with_tracking or found
+    return chosen[-1] if chosen else None
+
+
+def _fulfillment_order(data: dict[str, Any], order_id: str) -> Order:
+    destination = data.get("destination") if isinstance(data.get("destination"), dict) else None
+    phone = text(destination.get("phone")) if destination else None
+    name = text(destination.get("name")) if destination else None
+    email = text(data.get("email"))
+    customer = Customer(name=name, phone=phone, email=email) if (phone or email or name) else None
+    return Order(
+        id=order_id,
+        customer=customer,
+        shipping_address=_address(destination),
+    )
+
+
+def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
+    """The canonical events of one Shopify delivery; ``SourceError`` when it cannot be mapped."""
+    topic = (header(headers, TOPIC_HEADER) or "").lower()
+    if not topic:
+        raise SourceError("missing X-Shopify-Topic header")
+    if topic not in TOPICS:
+        raise SourceError(f"unsupported Shopify topic {topic!r}")
+    data = as_dict(payload, "Shopify payload")
+    if topic in _ORDER_TOPICS:
+        order = _order(data)
+        when = {
+            "orders/create": ("created_at", "processed_at"),
+            "orders/cancelled": ("cancelled_at", "updated_at"),
+        }.get(topic, ("updated_at", "processed_at", "created_at"))
+        occurred = _occurred_at(data, headers, *when)
+        shipment = None
+        if topic == "orders/fulfilled":
+            fulfillment = _latest_fulfillment(data)
+            shipment = _shipment(fulfillment, order.id) if fulfillment else None
+        return [
+            Event(
+                id=_event_id(headers, topic, f"{order.id}:{occurred.isoformat()}"),
+                type=_ORDER_TOPICS[topic],
+                occurred_at=occurred,
+                order=order,
+                shipment=shipment,
+            )
+        ]
+    order_id = id_text(data.get("order_id"), "order_id")
+    if topic == "refunds/create":
+        occurred = _occurred_at(data, headers, "processed_at", "created_at")
+        refund_id = id_text(data.get("id"), "refund id")
+        return [
+            Event(
+                id=_event_id(headers, topic, refund_id),
+                type=EventType.ORDER_REFUNDED,
+                occurred_at=occurred,
+                order=Order(id=order_id),
+            )
+        ]
+    shipment = _shipment(data, order_id)
+    if topic == "fulfillments/create":
+        occurred = _occurred_at(data, headers, "created_at", "updated_at")
+        kind = EventType.ORDER_SHIPPED
+    else:
+        occurred = _occurred_at(data, headers, "updated_at", "created_at")
+        kind = EventType.SHIPMENT_UPDATED
+    return [
+        Event(
+            id=_event_id(headers, topic, f"{shipment.id}:{occurred.isoformat()}"),
+            type=kind,
+            occurred_at=occurred,
+            order=_fulfillment_order(data, order_id),
+            shipment=shipment,
+        )
+    ]

@@ -1,0 +1,164 @@
+"""Platform webhook routes: Shopify, WooCommerce and AfterShip, verified their own way.
+
+Each route checks the signature over the exact raw bytes (401 when it is missing or wrong, or
+no secret is configured), maps the payload with ``carebot.sources`` (400, kept, when it cannot
+be mapped) and ingests every event before answering 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from carebot.events import Event
+from carebot.exceptions import SourceError
+from carebot.runtime import Runtime
+from carebot.sources import aftership, shopify, woocommerce
+from carebot.sources.signatures import verify_hmac_sha256_base64
+from carebot.store import lookups
+from carebot.web._body import read_body
+from carebot.web.webhooks import bad_request
+
+__all__ = ["aftership_webhook", "join_known_shipments", "shopify_webhook", "woocommerce_webhook"]
+
+logger = logging.getLogger(__name__)
+
+Mapper = Callable[[Mapping[str, str], Any], list[Event]]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _unauthorized(source: str) -> Response:
+    logger.warning(
+        "webhook signature refused", extra={"action": "webhook_unauthorized", "source": source}
+    )
+    return JSONResponse({"error": "invalid or missing webhook signature"}, status_code=401)
+
+
+def join_known_shipments(runtime: Runtime, events: list[Event]) -> list[Event]:
+    """Give each event's shipment the id of a stored shipment with the same tracking number.
+
+    This is how an AfterShip update finds its order, and how a shipment first seen from
+    AfterShip (with no order) is joined to the order when the shop's fulfillment arrives.
+    """
+    joined: list[Event] = []
+    with runtime.db.transaction() as session:
+        for event in events:
+            shipment = event.shipment
+            if shipment is None or not shipment.tracking_number:
+                joined.append(event)
+                continue
+            known = lookups.shipment_by_tracking(
+                session, shipment.tracking_number, shipment.carrier
+            )
+            own_order = shipment.order_id or event.order_id
+            if (
+                known is None
+                or known.id == shipment.id
+                or (own_order and known.order_id and own_order != known.order_id)
+            ):
+                joined.append(event)
+                continue
+            update = {"id": known.id, "order_id": own_order or known.order_id}
+            joined.append(event.model_copy(update={"shipment": shipment.model_copy(update=update)}))
+    return joined
+
+
+def _ingest_all(
+    runtime: Runtime, events: list[Event], source: str, delivery_id: str | None
+) -> list[tuple[str, bool, int]]:
+    results = []
+    for event in join_known_shipments(runtime, events):
+        result = runtime.pipeline.ingest(event, source=source, delivery_id=delivery_id)
+        results.append((result.event_id, result.duplicate, result.scheduled))
+    return results
+
+
+async def _platform_webhook(
+    request: Request,
+    *,
+    source: str,
+    secret: SecretStr | None,
+    signature_header: str,
+    mapper: Mapper,
+    delivery_id: Callable[[Mapping[str, str], Any], str | None],
+) -> Response:
+    runtime = _runtime(request)
+    body = await read_body(request, runtime.settings.http.max_body_bytes)
+    headers = dict(request.headers)
+    if source == "woocommerce" and woocommerce.is_ping(headers, body):
+        return JSONResponse({"status": "ping"}, status_code=200)
+    signature = request.headers.get(signature_header)
+    if secret is None or not verify_hmac_sha256_base64(secret.get_secret_value(), body, signature):
+        return _unauthorized(source)
+    try:
+        payload: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return await bad_request(runtime, source, request, body, f"body is not JSON: {exc}")
+    try:
+        events = mapper(headers, payload)
+    except SourceError as exc:
+        return await bad_request(runtime, source, request, body, str(exc))
+    except ValidationError as exc:
+        reason = f"payload maps to an invalid event: {exc.errors()[0]['msg']}"
+        return await bad_request(runtime, source, request, body, reason)
+    if not events:
+        return JSONResponse({"status": "ignored"}, status_code=200)
+    results = await run_in_threadpool(
+        _ingest_all, runtime, events, source, delivery_id(headers, payload)
+    )
+    fresh = [r for r in results if not r[1]]
+    return JSONResponse(
+        {
+            "status": "accepted" if fresh else "duplicate",
+            "event_ids": [r[0] for r in results],
+            "scheduled": sum(r[2] for r in results),
+        },
+        status_code=202 if fresh else 200,
+    )
+
+
+async def shopify_webhook(request: Request) -> Response:
+    """``POST /webhooks/shopify``: ``X-Shopify-Hmac-Sha256``, routed on ``X-Shopify-Topic``."""
+    return await _platform_webhook(
+        request,
+        source="shopify",
+        secret=_runtime(request).settings.webhooks.shopify_secret,
+        signature_header=shopify.HMAC_HEADER,
+        mapper=shopify.map_webhook,
+        delivery_id=lambda headers, _payload: shopify.delivery_id(headers),
+    )
+
+
+async def woocommerce_webhook(request: Request) -> Response:
+    """``POST /webhooks/woocommerce``: ``X-WC-Webhook-Signature``; the creation ping is 200."""
+    return await _platform_webhook(
+        request,
+        source="woocommerce",
+        secret=_runtime(request).settings.webhooks.woocommerce_secret,
+        signature_header=woocommerce.SIGNATURE_HEADER,
+        mapper=woocommerce.map_webhook,
+        delivery_id=lambda headers, _payload: woocommerce.delivery_id(headers),
+    )
+
+
+async def aftership_webhook(request: Request) -> Response:
+    """``POST /webhooks/aftership``: ``aftership-hmac-sha256``; tracking updates."""
+    return await _platform_webhook(
+        request,
+        source="aftership",
+        secret=_runtime(request).settings.webhooks.aftership_secret,
+        signature_header=aftership.SIGNATURE_HEADER,
+        mapper=aftership.map_webhook,
+        delivery_id=lambda _headers, payload: aftership.delivery_id(payload),
+    )

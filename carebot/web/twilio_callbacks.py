@@ -1,0 +1,164 @@
+"""Twilio callbacks: delivery receipts and inbound replies, ``X-Twilio-Signature`` checked.
+
+The signature covers ``CAREBOT_PUBLIC_URL`` + path + query string and the form parameters;
+a missing or wrong one is 403. Answers are TwiML.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from carebot.exceptions import SourceError
+from carebot.runtime import Runtime
+from carebot.sources import twilio
+from carebot.store import consent, schedule
+from carebot.web._body import read_body
+
+__all__ = ["help_text", "twilio_inbound", "twilio_status"]
+
+logger = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _twiml(message: str | None = None) -> Response:
+    if message is None:
+        return Response(EMPTY_TWIML, media_type="application/xml")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Response><Message>{escape(message)}</Message></Response>"
+    )
+    return Response(body, media_type="application/xml")
+
+
+def help_text(runtime: Runtime) -> str:
+    """What a HELP / INFO reply answers, in the shop's default language."""
+    shop = runtime.settings.shop_name
+    if runtime.settings.default_locale.lower().startswith("zh"):
+        return f"{shop}：订单与物流通知。回复 退订 或 STOP 停止短信，回复 START 恢复。"
+    return f"{shop}: order and delivery updates. Reply STOP to opt out, START to opt back in."
+
+
+async def _verified_params(request: Request) -> dict[str, str] | None:
+    """The form parameters when the Twilio signature is right, else None."""
+    runtime = _runtime(request)
+    body = await read_body(request, runtime.settings.http.max_body_bytes)
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return None
+    token = runtime.settings.twilio.auth_token
+    url = runtime.settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get(twilio.SIGNATURE_HEADER)
+    if token is None or not twilio.verify_signature(
+        token.get_secret_value(), url, params, signature
+    ):
+        logger.warning("twilio signature refused", extra={"action": "twilio_unauthorized"})
+        return None
+    return params
+
+
+def _forbidden() -> Response:
+    return JSONResponse({"error": "invalid or missing X-Twilio-Signature"}, status_code=403)
+
+
+def _apply_status(runtime: Runtime, notification_id: int, update: twilio.StatusUpdate) -> bool:
+    now = runtime.clock.now()
+    settled = False
+    with runtime.db.transaction() as session:
+        if update.status is not None:
+            settled = schedule.settle_from_provider(
+                session,
+                notification_id=notification_id,
+                status=update.status,
+                provider_id=update.provider_id,
+                provider_status=update.provider_status,
+                reason=update.reason,
+                now=now,
+            )
+        if update.opted_out:
+            consent.set_consent(
+                session,
+                channel="sms",
+                address=update.opted_out,
+                opted_out=True,
+                source=f"twilio:error:{twilio.OPTED_OUT_ERROR}",
+                now=now,
+            )
+    return settled
+
+
+async def twilio_status(request: Request) -> Response:
+    """``POST /twilio/status?notification=ID``: a message status receipt."""
+    params = await _verified_params(request)
+    if params is None:
+        return _forbidden()
+    runtime = _runtime(request)
+    raw_id = request.query_params.get("notification", "")
+    if not raw_id.isdigit():
+        return JSONResponse({"error": "notification query parameter missing"}, status_code=400)
+    try:
+        update = twilio.status_update(params)
+    except SourceError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    settled = await run_in_threadpool(_apply_status, runtime, int(raw_id), update)
+    logger.info(
+        "twilio status",
+        extra={
+            "action": "twilio_status",
+            "notification_id": int(raw_id),
+            "provider_status": update.provider_status,
+            "settled": settled,
+        },
+    )
+    return _twiml()
+
+
+def _set_sms_consent(runtime: Runtime, number: str, *, opted_out: bool) -> None:
+    with runtime.db.transaction() as session:
+        consent.set_consent(
+            session,
+            channel="sms",
+            address=number,
+            opted_out=opted_out,
+            source="twilio:inbound",
+            now=runtime.clock.now(),
+        )
+
+
+async def twilio_inbound(request: Request) -> Response:
+    """``POST /twilio/inbound``: keywords change consent; other replies become events."""
+    params = await _verified_params(request)
+    if params is None:
+        return _forbidden()
+    runtime = _runtime(request)
+    sender = (params.get("From") or "").strip()
+    kind = twilio.classify_reply(params.get("Body") or "")
+    if kind in (twilio.Reply.OPT_OUT, twilio.Reply.OPT_IN) and sender:
+        opted_out = kind == twilio.Reply.OPT_OUT
+        await run_in_threadpool(_set_sms_consent, runtime, sender, opted_out=opted_out)
+        logger.info("sms consent changed", extra={"action": "sms_consent", "opted_out": opted_out})
+        return _twiml()
+    if kind == twilio.Reply.HELP:
+        return _twiml(help_text(runtime))
+    try:
+        event = twilio.inbound_event(params, received_at=runtime.clock.now())
+    except SourceError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    await run_in_threadpool(
+        runtime.pipeline.ingest, event, source="twilio", delivery_id=params.get("MessageSid")
+    )
+    return _twiml()
