@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from carebot.events import Event, EventType, Order
 from carebot.notifications import NotificationStatus
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
-from carebot.store import entities, schedule
+from carebot.store import consent, entities, schedule
 from carebot.store.database import Database
 
 __all__ = ["IngestResult", "Pipeline"]
@@ -32,6 +33,10 @@ class IngestResult:
     cancelled: int = 0
     # The earliest due time among what was scheduled, so the daemon can wake its dispatcher.
     earliest_due: datetime | None = None
+
+
+def _opted_out(session: Session, channel: str, address: str) -> bool:
+    return consent.is_opted_out(session, channel=channel, address=address)
 
 
 class Pipeline:
@@ -73,7 +78,12 @@ class Pipeline:
                     session, order_id=merged.order_id, shipment_id=merged.shipment_id
                 )
                 plan = self.planner.plan(
-                    current, facts, rulebook=rules, now=now, source=current_source
+                    current,
+                    facts,
+                    rulebook=rules,
+                    now=now,
+                    source=current_source,
+                    opted_out=partial(_opted_out, session),
                 )
                 cancelled += self._cancel(session, plan, now)
                 inserted = schedule.insert_planned(session, plan.notifications, now=now)

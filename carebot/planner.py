@@ -7,6 +7,7 @@ and returns what to schedule and what to cancel. The pipeline makes it durable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 # Care messages are about this order's life; a longer delay is a mistake, not a plan.
 MAX_DELAY = timedelta(days=3660)
+
+
+# (channel, address) -> True when that address opted out of that channel.
+OptOutCheck = Callable[[str, str], bool]
+
+
+def _nobody_opted_out(channel: str, address: str) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class Planner:
         rulebook: Rulebook,
         now: datetime,
         source: str = "carebot",
+        opted_out: OptOutCheck | None = None,
     ) -> Plan:
         context = build_context(event, facts, rulebook=rulebook, shop_name=self.policy.shop_name)
         plan = Plan()
@@ -130,7 +140,15 @@ class Planner:
         for rule in rulebook.rules_on(str(event.type)):
             try:
                 plan.notifications.extend(
-                    self._plan_rule(rule, event, facts, context, now=now, source=source)
+                    self._plan_rule(
+                        rule,
+                        event,
+                        facts,
+                        context,
+                        now=now,
+                        source=source,
+                        opted_out=opted_out or _nobody_opted_out,
+                    )
                 )
             except ExpressionError as exc:
                 logger.warning(
@@ -149,6 +167,7 @@ class Planner:
         *,
         now: datetime,
         source: str,
+        opted_out: OptOutCheck,
     ) -> list[PlannedNotification]:
         if rule.when and not compile_condition(rule.when)(context):
             return []
@@ -175,7 +194,7 @@ class Planner:
             why.append(f"held to {held.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M} {zone_name}")
         locale = customer.get("locale") or self.policy.default_locale
         planned = []
-        for recipient in self._recipients(rule, phone, customer.get("email")):
+        for recipient in self._recipients(rule, phone, customer.get("email"), opted_out):
             planned.append(
                 PlannedNotification(
                     dedupe_key=self._dedupe_key(rule, event, facts, recipient.channel, source),
@@ -216,12 +235,19 @@ class Planner:
         return delay
 
     @staticmethod
-    def _recipients(rule: Rule, phone: str | None, email: str | None) -> list[_Recipient]:
+    def _recipients(
+        rule: Rule, phone: str | None, email: str | None, opted_out: OptOutCheck
+    ) -> list[_Recipient]:
         email = email if valid_email(email) else None
         choice = rule.send.channel
         if choice == ChannelChoice.PREFERRED:
             # The dedupe key names the choice, not the outcome, so a customer who gains a
             # phone number between two events is not sent the same notice twice.
+            if phone and not opted_out("sms", phone):
+                return [_Recipient("sms", phone)]
+            if email and not opted_out("email", email):
+                return [_Recipient("email", email)]
+            # Nothing allowed: plan it anyway so that dispatch records why it was suppressed.
             if phone:
                 return [_Recipient("sms", phone)]
             if email:

@@ -291,7 +291,7 @@ async def test_aftership_update_before_the_order_is_joined_when_the_fulfillment_
     assert [m.to for m in app.channels[ChannelKind.SMS].sent] == [PHONE]
 
 
-async def test_stop_suppresses_sms_and_start_restores_it(app: App) -> None:
+async def test_after_stop_no_sms_goes_but_email_does_and_start_restores_sms(app: App) -> None:
     stop = await post_twilio(
         app, "/twilio/inbound", {"From": PHONE, "Body": " 退订 ", "MessageSid": "SM1"}
     )
@@ -302,7 +302,9 @@ async def test_stop_suppresses_sms_and_start_restores_it(app: App) -> None:
     await post_shopify(app, "fulfillments/create", fulfillment(phone=PHONE), event_id="e-1")
     await app.runtime.dispatcher.run_once()
     assert app.channels[ChannelKind.SMS].sent == []
-    assert [n.status for n in app.notifications()] == ["suppressed"]
+    # The rule's channel is `preferred`: with SMS refused, the email address is used.
+    assert [m.to for m in app.channels[ChannelKind.EMAIL].sent] == ["jon@example.com"]
+    assert [(n.channel, n.status) for n in app.notifications()] == [("email", "sent")]
 
     start = await post_twilio(
         app, "/twilio/inbound", {"From": PHONE, "Body": "start", "MessageSid": "SM2"}
@@ -316,6 +318,16 @@ async def test_stop_suppresses_sms_and_start_restores_it(app: App) -> None:
     )
     await app.runtime.dispatcher.run_once()
     assert [m.to for m in app.channels[ChannelKind.SMS].sent] == [PHONE]
+
+
+async def test_an_sms_planned_before_stop_is_suppressed_at_send_time(app: App) -> None:
+    await post_shopify(app, "fulfillments/create", fulfillment(phone=PHONE), event_id="e-1")
+    assert [(n.channel, n.status) for n in app.notifications()] == [("sms", "scheduled")]
+    await post_twilio(app, "/twilio/inbound", {"From": PHONE, "Body": "STOP", "MessageSid": "SM1"})
+    await app.runtime.dispatcher.run_once()
+    assert app.channels[ChannelKind.SMS].sent == []
+    [row] = app.notifications()
+    assert row.status == "suppressed" and "opted out" in (row.reason or "")
 
 
 async def test_help_answers_twiml_and_other_replies_become_events(app: App) -> None:

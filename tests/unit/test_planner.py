@@ -312,3 +312,31 @@ def _absurd_event() -> Event:
     return parse_event(
         {"id": "e", "type": "order.shipped", "occurred_at": _NOW.isoformat(), "order": {"id": "1"}}
     )
+
+
+def test_preferred_uses_email_when_the_number_opted_out_of_sms() -> None:
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)
+    send = {"channel": "preferred", "template": "shipped"}
+    plan = Planner(policy=PlanningPolicy()).plan(
+        event(at),
+        facts(),
+        rulebook=Rulebook(rules=(rule(send=send),)),
+        now=at,
+        opted_out=lambda channel, address: (channel, address) == ("sms", PHONE),
+    )
+    [planned] = plan.notifications
+    assert (planned.channel, planned.recipient) == ("email", EMAIL)
+
+
+def test_preferred_still_plans_sms_when_every_channel_opted_out_so_dispatch_says_why() -> None:
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)
+    send = {"channel": "preferred", "template": "shipped"}
+    plan = Planner(policy=PlanningPolicy()).plan(
+        event(at),
+        facts(),
+        rulebook=Rulebook(rules=(rule(send=send),)),
+        now=at,
+        opted_out=lambda channel, address: True,
+    )
+    [planned] = plan.notifications
+    assert (planned.channel, planned.status) == ("sms", NotificationStatus.SCHEDULED)
