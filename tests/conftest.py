@@ -97,3 +97,64 @@ def smtp_server() -> Iterator[SMTPTestServer]:
 
 
 # --- end of channel test servers ---------------------------------------------------------------
+
+
+# --- PostgreSQL: a fresh database per test, cloned from a migrated template ---------------------
+#
+# `.ci/run` installs and starts a server and exports CAREBOT_TEST_POSTGRES_URL (a superuser URL
+# to its `postgres` database). Without it the PostgreSQL tests are skipped, not failed, so the
+# suite still runs on a laptop with nothing but Python.
+
+POSTGRES_URL_VARIABLE = "CAREBOT_TEST_POSTGRES_URL"
+_TEMPLATE_DB = "carebot_test_template"
+
+
+def _admin_execute(admin_url: str, *statements: str) -> None:
+    import psycopg
+
+    url = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)  # type: ignore[arg-type]
+
+
+def _with_database(url: str, name: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """The admin URL, once a template database migrated to head exists."""
+    import os
+
+    from carebot.store.database import Database
+
+    admin_url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not admin_url:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_URL_VARIABLE} (see .ci/run)")
+    _admin_execute(
+        admin_url,
+        f"DROP DATABASE IF EXISTS {_TEMPLATE_DB} WITH (FORCE)",
+        f"CREATE DATABASE {_TEMPLATE_DB}",
+    )
+    template = Database(_with_database(admin_url, _TEMPLATE_DB))
+    template.upgrade()
+    template.dispose()
+    yield admin_url
+    _admin_execute(admin_url, f"DROP DATABASE IF EXISTS {_TEMPLATE_DB} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A URL to a brand-new migrated database of this test's own."""
+    import uuid
+
+    name = f"carebot_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(postgres_template, f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE_DB}")
+    yield _with_database(postgres_template, name).replace("postgresql://", "postgresql+psycopg://")
+    _admin_execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- end of PostgreSQL --------------------------------------------------------------------------

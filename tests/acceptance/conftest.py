@@ -95,8 +95,8 @@ class DaemonProcess:
 
     def start(self, timeout: float = 15.0) -> None:
         self.runs += 1
-        self.stdout_path = self.tmp_path / f"daemon-{self.runs}.out"
-        self.stderr_path = self.tmp_path / f"daemon-{self.runs}.err"
+        self.stdout_path = self.tmp_path / f"daemon-{self.port}-{self.runs}.out"
+        self.stderr_path = self.tmp_path / f"daemon-{self.port}-{self.runs}.err"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "carebot", "run"],
             cwd=self.tmp_path,
