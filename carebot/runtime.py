@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.clock import Clock, SystemClock
 from carebot.dispatch.dispatcher import Dispatcher
+from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
 from carebot.planner import Planner, PlanningPolicy
 from carebot.rendering import TemplateRenderer
@@ -52,6 +53,7 @@ class Runtime:
     pipeline: Pipeline
     channels: Mapping[ChannelKind, Channel]
     dispatcher: Dispatcher
+    metrics: Metrics
 
     def webhook_secret(self) -> str:
         return webhook_secret(self.settings, self.db)
@@ -90,9 +92,10 @@ def build_runtime(
     planner = Planner(policy=planning_policy(settings))
     pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)
     channels = channels if channels is not None else build_channels(settings)
+    metrics = Metrics(db=db, clock=clock)
     dispatcher = Dispatcher(
         db=db,
-        channels=channels,
+        channels={kind: MeteredChannel(channel, metrics) for kind, channel in channels.items()},
         renderer=renderer,
         clock=clock,
         settings=settings.dispatch,
@@ -114,4 +117,5 @@ def build_runtime(
         pipeline=pipeline,
         channels=channels,
         dispatcher=dispatcher,
+        metrics=metrics,
     )

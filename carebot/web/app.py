@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from carebot import __version__
+from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
@@ -35,6 +38,12 @@ async def healthz(request: Request) -> Response:
     except Exception as exc:
         return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await run_in_threadpool(generate_latest, runtime.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -62,7 +71,9 @@ def create_app(
             Route("/twilio/status", twilio_status, methods=["POST"]),
             Route("/twilio/inbound", twilio_inbound, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
+        middleware=[Middleware(MetricsMiddleware, metrics=runtime.metrics)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan or no_lifespan,
     )

@@ -1,0 +1,166 @@
+"""Prometheus metrics: webhook outcomes, provider latency and errors, and the schedule itself.
+
+Counts about the schedule (notifications by status, rule and channel; queue depth; dispatch lag)
+are read from the database when scraped, so every daemon on a shared database reports the same
+truth. Per-process counters cover what only a process sees: requests and provider calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from carebot.channels.base import Channel, OutboundMessage, SendReceipt
+from carebot.clock import Clock
+from carebot.exceptions import ChannelError
+from carebot.notifications import NotificationStatus
+from carebot.store.database import Database
+from carebot.store.models import NotificationRow
+
+__all__ = ["MeteredChannel", "Metrics", "MetricsMiddleware"]
+
+_OUTCOMES = {200: "duplicate_or_ignored", 202: "accepted", 400: "rejected", 401: "unauthorized",
+             403: "unauthorized", 413: "too_large"}  # fmt: skip
+
+
+class _ScheduleCollector(Collector):
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_status = GaugeMetricFamily(
+            "carebot_notifications",
+            "Notifications in the database by status, rule and channel.",
+            labels=["status", "rule", "channel"],
+        )
+        depth = GaugeMetricFamily(
+            "carebot_queue_depth", "Scheduled notifications already due (waiting to be sent)."
+        )
+        lag = GaugeMetricFamily(
+            "carebot_dispatch_lag_seconds", "How long the oldest due notification has waited."
+        )
+        now = self.clock.now()
+        scheduled = NotificationRow.status == str(NotificationStatus.SCHEDULED)
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(
+                    NotificationRow.status,
+                    NotificationRow.rule_id,
+                    NotificationRow.channel,
+                    func.count(),
+                ).group_by(NotificationRow.status, NotificationRow.rule_id, NotificationRow.channel)
+            ).all()
+            due = session.execute(
+                select(func.count(), func.min(NotificationRow.due_at)).where(
+                    scheduled, NotificationRow.due_at <= now
+                )
+            ).one()
+        for status, rule, channel, count in rows:
+            by_status.add_metric([status, rule, channel], count)
+        depth.add_metric([], due[0])
+        oldest: datetime | None = due[1]
+        lag.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        yield by_status
+        yield depth
+        yield lag
+
+
+class Metrics:
+    """One registry per runtime (so tests and several runtimes in a process do not collide)."""
+
+    def __init__(self, *, db: Database, clock: Clock) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter(
+            "carebot_webhook_requests",
+            "Webhook and callback requests by source and outcome.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.provider_latency = Histogram(
+            "carebot_provider_latency_seconds",
+            "Time a provider took to accept (or refuse) a message.",
+            ["channel", "provider"],
+            registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "carebot_provider_errors",
+            "Provider calls that failed, by whether a retry makes sense.",
+            ["channel", "provider", "retryable", "code"],
+            registry=self.registry,
+        )
+        self.registry.register(_ScheduleCollector(db, clock))
+
+
+class MeteredChannel(Channel):
+    """A channel that times every send and counts its failures."""
+
+    def __init__(self, inner: Channel, metrics: Metrics) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.name = inner.name
+        self.metrics = metrics
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        started = time.perf_counter()
+        try:
+            return await self.inner.send(message)
+        except ChannelError as exc:
+            self.metrics.provider_errors.labels(
+                self.kind, self.name, str(exc.retryable).lower(), exc.code or ""
+            ).inc()
+            raise
+        finally:
+            self.metrics.provider_latency.labels(self.kind, self.name).observe(
+                time.perf_counter() - started
+            )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class MetricsMiddleware:
+    """Counts webhook and Twilio callback requests by source and response status."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(("/webhooks/", "/twilio/")):
+            await self.app(scope, receive, send)
+            return
+        parts = path.strip("/").split("/")
+        source = "_".join(parts[:2]) if parts[0] == "twilio" else parts[1]
+        status = 500
+
+        async def record(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            outcome = _OUTCOMES.get(status, "ok" if status < 400 else f"http_{status}")
+            self.metrics.webhooks.labels(source, outcome).inc()
