@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
-__all__ = ["normalize_phone", "valid_email", "zone_for"]
+__all__ = ["normalize_phone", "valid_email", "zone_for", "zone_of_country"]
 
 # Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the SMTP
 # server's business; this only keeps obvious garbage from being sent at all.
@@ -54,12 +55,55 @@ def _known(zone: str | None) -> bool:
     return True
 
 
-def zone_for(*, customer_zone: str | None, phone: str | None, default: str) -> str:
-    """The customer's own zone, else the one their phone number implies, else ``default``."""
-    if _known(customer_zone):
-        return customer_zone  # type: ignore[return-value]
-    if phone:
-        from_phone = _zone_of_phone(phone)
-        if _known(from_phone):
-            return from_phone  # type: ignore[return-value]
+# zone.tab orders a country's zones geographically first and by population second; where that
+# puts a sparsely peopled zone first, name the one most customers live in.
+_MOST_POPULOUS = {
+    "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo",
+    "CA": "America/Toronto",
+    "RU": "Europe/Moscow",
+    "UA": "Europe/Kyiv",
+    "UZ": "Asia/Tashkent",
+}
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, str]:
+    """ISO 3166 country code → the zone most of its people live in (from tzdata's zone.tab)."""
+    try:
+        table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - tzdata is a dependency
+        return {}
+    zones: dict[str, str] = {}
+    for line in table.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) >= 3:
+            zones.setdefault(fields[0].upper(), fields[2])
+    zones.update(_MOST_POPULOUS)
+    return zones
+
+
+def zone_of_country(country: str | None) -> str | None:
+    """The zone of an ISO 3166 alpha-2 ``country`` (its most populous one), or None."""
+    if not country:
+        return None
+    return _country_zones().get(country.strip().upper())
+
+
+def zone_for(
+    *, customer_zone: str | None, phone: str | None, default: str, country: str | None = None
+) -> str:
+    """The customer's own zone, else their phone number's, else their country's, else ``default``.
+
+    ``phone`` is E.164; ``country`` is the shipping address's ISO 3166 alpha-2 code.
+    """
+    for candidate in (
+        customer_zone,
+        _zone_of_phone(phone) if phone else None,
+        zone_of_country(country),
+    ):
+        if candidate and _known(candidate):
+            return candidate
     return default

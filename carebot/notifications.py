@@ -56,6 +56,8 @@ class PlannedNotification:
     in_doubt: str = "resend"
     status: NotificationStatus = NotificationStatus.SCHEDULED
     reason: str | None = None
+    # The other channel's address, when the rule lets dispatch fall back to it.
+    fallback_recipient: str | None = None
     why: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -105,6 +105,8 @@ class _Recipient:
     channel: str
     address: str | None
     problem: str | None = None
+    # The other channel's address, for dispatch to fall back to if this one is refused.
+    fallback: str | None = None
 
 
 class Planner:
@@ -177,6 +179,7 @@ class Planner:
         zone_name = zone_for(
             customer_zone=customer.get("timezone"),
             phone=phone,
+            country=address.get("country"),
             default=self.policy.default_timezone,
         )
         why: list[str] = []
@@ -219,6 +222,7 @@ class Planner:
                     if recipient.problem
                     else NotificationStatus.SCHEDULED,
                     reason=recipient.problem,
+                    fallback_recipient=recipient.fallback,
                     why=why,
                 )
             )
@@ -243,13 +247,14 @@ class Planner:
         if choice == ChannelChoice.PREFERRED:
             # The dedupe key names the choice, not the outcome, so a customer who gains a
             # phone number between two events is not sent the same notice twice.
+            # Consent may change before dispatch, so the other channel's address rides along.
             if phone and not opted_out("sms", phone):
-                return [_Recipient("sms", phone)]
+                return [_Recipient("sms", phone, fallback=email)]
             if email and not opted_out("email", email):
-                return [_Recipient("email", email)]
+                return [_Recipient("email", email, fallback=phone)]
             # Nothing allowed: plan it anyway so that dispatch records why it was suppressed.
             if phone:
-                return [_Recipient("sms", phone)]
+                return [_Recipient("sms", phone, fallback=email)]
             if email:
                 return [_Recipient("email", email)]
             return [_Recipient("sms", None, "no valid phone number or email address")]

@@ -101,6 +101,7 @@ def build_runtime(
         settings=settings.dispatch,
         public_url=settings.public_url,
         quiet_hours=settings.quiet_hours,
+        caps=settings.caps,
         concurrency={
             ChannelKind.SMS: settings.twilio.concurrency,
             ChannelKind.EMAIL: settings.smtp.concurrency,

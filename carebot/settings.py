@@ -13,6 +13,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "CapSettings",
     "DispatchSettings",
     "HttpSettings",
     "Settings",
@@ -79,6 +80,13 @@ class DispatchSettings(BaseModel):
     backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
 
+class CapSettings(BaseModel):
+    """Frequency caps: at most this many messages per customer address per rolling 24 hours."""
+
+    sms_per_day: int = Field(default=3, ge=1)
+    email_per_day: int = Field(default=5, ge=1)
+
+
 class AlertSettings(BaseModel):
     email: str | None = None
 
@@ -109,6 +117,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    caps: CapSettings = Field(default_factory=CapSettings)
 
     @field_validator("default_timezone")
     @classmethod

@@ -3,6 +3,13 @@
 Send protocol (see DESIGN.md "Scheduling core"): commit ``sending``, call the provider, commit
 ``sent``. A crash before ``sending`` only leaves a claim, which the reaper hands back; a crash
 after it leaves the one message that may go out twice.
+
+Guards at send time, in order: ``not_after`` (expired), a valid address (failed), consent
+(suppressed; a transactional email overrides an email opt-out, nothing overrides an SMS STOP),
+quiet hours and the rule's window (moved), the frequency cap (merged into a pending message of
+the same rule to the same address, or moved to the next free slot; transactional messages are
+exempt). Moves are not attempts. A refused ``preferred`` notice falls back to the other
+channel as a new row keyed ``<dedupe key>:fallback``.
 """
 
 from __future__ import annotations
@@ -21,16 +28,21 @@ from zoneinfo import ZoneInfo
 
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage
 from carebot.clock import Clock
+from carebot.contacts import normalize_phone, valid_email
+from carebot.dispatch._fallback import fallback_for, finish_and_fall_back
 from carebot.dispatch.backoff import retry_delay
+from carebot.dispatch.caps import ROLLING_WINDOW, merge_entry, next_free_slot
 from carebot.exceptions import ChannelError, TemplateError
 from carebot.masking import mask_recipient
 from carebot.notifications import NotificationStatus as S
-from carebot.rendering import TemplateRenderer
+from carebot.rendering import Rendered, TemplateRenderer
 from carebot.rulebook.windows import DailyWindow, next_allowed, parse_window
-from carebot.settings import DispatchSettings
+from carebot.segments import count_segments
+from carebot.settings import CapSettings, DispatchSettings
 from carebot.store import consent, schedule
 from carebot.store.database import Database
 from carebot.store.models import NotificationRow
+from carebot.unsubscribe import make_token, signing_key
 
 __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
 
@@ -54,6 +66,8 @@ class DispatchReport:
     expired: int = 0
     suppressed: int = 0
     held: int = 0
+    deferred: int = 0
+    merged: int = 0
     lost: int = 0
 
     def add(self, outcome: str) -> None:
@@ -73,6 +87,7 @@ class Dispatcher:
         settings: DispatchSettings,
         public_url: str,
         quiet_hours: str | None,
+        caps: CapSettings | None = None,
         concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
         inline_db: bool = False,
@@ -84,6 +99,9 @@ class Dispatcher:
         self.settings = settings
         self.public_url = public_url.rstrip("/")
         self.worker_id = worker_id or new_worker_id()
+        caps = caps or CapSettings()
+        self._caps = {ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day}
+        self._unsubscribe_key: bytes | None = None
         self._send_window = (
             parse_window(quiet_hours).inverse()
             if quiet_hours and quiet_hours.strip().lower() != "none"
@@ -118,8 +136,16 @@ class Dispatcher:
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
         )
         report.claimed = len(rows)
-        if rows:
-            outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+        # Rows to one address go one after another, so each sees the frequency cap as the
+        # ones before it left it; different addresses go concurrently.
+        queues: dict[tuple[str, str | None], list[NotificationRow]] = {}
+        for row in rows:
+            queues.setdefault((row.channel, row.recipient), []).append(row)
+
+        async def drain(queue: list[NotificationRow]) -> list[str]:
+            return [await self._deliver(row) for row in queue]
+
+        for outcomes in await asyncio.gather(*(drain(q) for q in queues.values())):
             for outcome in outcomes:
                 report.add(outcome)
         return report
@@ -153,10 +179,17 @@ class Dispatcher:
             )
         kind = ChannelKind(row.channel)
         if not row.recipient:
-            return await self._finish(row, S.FAILED, f"no {kind} address")
+            return await self._finish(row, S.FAILED, f"no {kind} address", fall_back=True)
+        if not _valid_address(kind, row.recipient):
+            return await self._finish(
+                row, S.FAILED, f"invalid {kind} address; not sent", fall_back=True
+            )
         opted_out = await self._db(consent.is_opted_out, channel=row.channel, address=row.recipient)
+        # A transactional notice overrides an email marketing opt-out, never an SMS STOP.
         if opted_out and (kind == ChannelKind.SMS or not row.transactional):
-            return await self._finish(row, S.SUPPRESSED, f"recipient opted out of {kind}")
+            return await self._finish(
+                row, S.SUPPRESSED, f"recipient opted out of {kind}", fall_back=True
+            )
         held = next_allowed(now, ZoneInfo(row.timezone), self._windows(row))
         if held > now:
             if held > row.not_after:
@@ -171,10 +204,25 @@ class Dispatcher:
                 reason=f"held for quiet hours until {_local(held, row.timezone)}",
             )
             return "held"
+        if not row.transactional:
+            capped = await self._apply_cap(row, kind, now)
+            if capped is not None:
+                return capped
+        context = dict(row.context)
+        headers: dict[str, str] = {}
+        if kind == ChannelKind.EMAIL:
+            url = await self._unsubscribe_url(row.recipient)
+            context["unsubscribe_url"] = url
+            # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
+            headers = {
+                "List-Unsubscribe": f"<{url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
         try:
-            rendered = self.renderer.render(row.template, kind, row.locale, row.context)
+            rendered = self.renderer.render(row.template, kind, row.locale, context)
         except TemplateError as exc:
             return await self._finish(row, S.FAILED, f"template error: {exc}")
+        segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
         message = OutboundMessage(
             notification_id=row.id,
             kind=kind,
@@ -186,6 +234,7 @@ class Dispatcher:
             status_callback=f"{self.public_url}/twilio/status?notification={row.id}"
             if kind == ChannelKind.SMS
             else None,
+            headers=headers,
         )
         async with self._slots[kind]:
             claimed = await self._db(
@@ -196,6 +245,7 @@ class Dispatcher:
                 lease=timedelta(seconds=self.settings.send_lease_seconds),
                 subject=rendered.subject,
                 body=rendered.text,
+                segments=segments,
             )
             if not claimed:
                 return "lost"
@@ -273,20 +323,128 @@ class Dispatcher:
                 now=now,
             )
         logger.error("send failed for good", extra=log)
-        return await self._finish(row, S.FAILED, reason, error=error)
+        return await self._finish(row, S.FAILED, reason, error=error, fall_back=True)
 
     async def _finish(
-        self, row: NotificationRow, status: S, reason: str, *, error: str | None = None
+        self,
+        row: NotificationRow,
+        status: S,
+        reason: str,
+        *,
+        error: str | None = None,
+        fall_back: bool = False,
     ) -> str:
+        """End ``row``; with ``fall_back``, also schedule it on the other channel if it has one."""
+        now = self.clock.now()
+        fallback = fallback_for(row, now) if fall_back else None
+        if fallback is not None:
+            reason = f"{reason}; falling back to {fallback.channel}"
         await self._db(
-            schedule.finish,
+            finish_and_fall_back,
             notification_id=row.id,
             status=status,
             reason=reason,
-            now=self.clock.now(),
+            now=now,
             error=error,
+            fallback=fallback,
         )
         return {S.FAILED: "failed", S.EXPIRED: "expired", S.SUPPRESSED: "suppressed"}[status]
+
+    async def _apply_cap(
+        self, row: NotificationRow, kind: ChannelKind, now: datetime
+    ) -> str | None:
+        """Merge or defer ``row`` when sending it now would pass the cap; None to send it now.
+
+        A capped message is never dropped: it joins a pending message of the same rule to the
+        same address that goes out no later than it could (one message listing both), or it
+        waits for the first free slot that is also an allowed hour.
+        """
+        assert row.recipient is not None
+        limit = self._caps[kind]
+        sent = await self._db(
+            schedule.recent_sends,
+            channel=row.channel,
+            recipient=row.recipient,
+            since=now - ROLLING_WINDOW,
+        )
+        free = next_free_slot(sent, limit=limit, now=now)
+        if free <= now:
+            return None
+        slot = next_allowed(free, ZoneInfo(row.timezone), self._windows(row))
+        if await self._merge(row, due_by=slot):
+            return "merged"
+        if slot > row.not_after:
+            return await self._finish(
+                row,
+                S.EXPIRED,
+                f"not sent: the frequency cap ({limit} {kind} per 24 h) has no free slot "
+                "before its not-after time",
+            )
+        await self._db(
+            schedule.release,
+            notification_id=row.id,
+            due_at=slot,
+            now=now,
+            reason=f"deferred by the frequency cap ({limit} {kind} per 24 h) "
+            f"until {_local(slot, row.timezone)}",
+        )
+        return "deferred"
+
+    async def _merge(self, row: NotificationRow, *, due_by: datetime) -> bool:
+        """Fold ``row`` into a pending message of the same rule to the same address."""
+        target = await self._db(schedule.merge_target, row=row, due_by=due_by)
+        if target is None:
+            return False
+        merged = list(target.context.get("merged") or [merge_entry(target.context)])
+        merged.append(merge_entry(row.context))
+        context = {**target.context, "merged": merged}
+        # Merge only where the template shows the merged list; otherwise the absorbed
+        # notice would vanish from the text, so it waits for its own slot instead.
+        if not self._shows_merged(target, context):
+            return False
+        absorbed = await self._db(
+            schedule.absorb,
+            survivor_id=target.id,
+            survivor_version=target.updated_at,
+            absorbed_id=row.id,
+            context=context,
+            not_after=max(target.not_after, row.not_after),
+            now=self.clock.now(),
+        )
+        if absorbed:
+            logger.info(
+                "notification merged",
+                extra={
+                    "action": "notification_merged",
+                    "notification_id": row.id,
+                    "into": target.id,
+                    "rule": row.rule_id,
+                    "channel": row.channel,
+                },
+            )
+        return bool(absorbed)
+
+    def _shows_merged(self, row: NotificationRow, context: dict[str, Any]) -> bool:
+        kind = ChannelKind(row.channel)
+
+        def render(ctx: Mapping[str, Any]) -> Rendered:
+            return self.renderer.render(row.template, kind, row.locale, ctx)
+
+        try:
+            return render(context) != render({**context, "merged": []})
+        except TemplateError:
+            return False
+
+    async def _unsubscribe_url(self, address: str) -> str:
+        if self._unsubscribe_key is None:
+            self._unsubscribe_key = await self._db(signing_key)
+        return f"{self.public_url}/unsubscribe/{make_token(self._unsubscribe_key, address)}"
+
+
+def _valid_address(kind: ChannelKind, address: str) -> bool:
+    if kind == ChannelKind.SMS:
+        return normalize_phone(address) == address
+    return valid_email(address)
 
 
 def _local(instant: datetime, zone: str) -> str:

@@ -1,4 +1,9 @@
-"""Consent: who may be messaged on which channel, with where and when that was said."""
+"""Consent: who may be messaged on which channel, with where and when that was said.
+
+Email addresses are compared without regard to case (``Wang@Example.com`` who unsubscribed is
+``wang@example.com``); phone numbers are stored as given, which is E.164 everywhere carebot
+writes them.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,16 @@ from carebot.store.models import ConsentRow
 __all__ = ["is_opted_out", "set_consent"]
 
 
+def _key(channel: str, address: str) -> str:
+    address = address.strip()
+    return address.lower() if channel == "email" else address
+
+
 def set_consent(
     session: Session, *, channel: str, address: str, opted_out: bool, source: str, now: datetime
 ) -> None:
     """Record the latest word of ``address`` on ``channel`` (an opt-out or an opt-in)."""
+    address = _key(channel, address)
     session.execute(
         insert_ignore(session, ConsentRow, ["channel", "address"]).values(
             channel=channel, address=address, opted_out=opted_out, source=source, changed_at=now
@@ -31,10 +42,11 @@ def set_consent(
 
 
 def is_opted_out(session: Session, *, channel: str, address: str) -> bool:
+    """Whether the latest word of ``address`` on ``channel`` was an opt-out."""
     return bool(
         session.scalar(
             select(ConsentRow.opted_out).where(
-                ConsentRow.channel == channel, ConsentRow.address == address
+                ConsentRow.channel == channel, ConsentRow.address == _key(channel, address)
             )
         )
     )

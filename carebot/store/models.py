@@ -149,6 +149,8 @@ class NotificationRow(Base):
             sqlite_where=text("status = 'scheduled'"),
         ),
         Index("ix_notifications_status_locked_until", "status", "locked_until"),
+        # The frequency cap counts what went to one address on one channel lately.
+        Index("ix_notifications_channel_recipient_sent_at", "channel", "recipient", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -156,6 +158,8 @@ class NotificationRow(Base):
     rule_id: Mapped[str] = mapped_column(String(100), index=True)
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str | None] = mapped_column(String(320))
+    # For a `preferred` rule: the other channel's address, used when this one is refused.
+    fallback_recipient: Mapped[str | None] = mapped_column(String(320))
     template: Mapped[str] = mapped_column(String(200))
     locale: Mapped[str] = mapped_column(String(20))
     timezone: Mapped[str] = mapped_column(String(64))

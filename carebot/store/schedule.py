@@ -22,14 +22,18 @@ from carebot.store.models import NotificationRow
 
 __all__ = [
     "ReapReport",
+    "absorb",
     "cancel_pending",
+    "cancel_rules",
     "claim_due",
     "finish",
     "insert_planned",
     "mark_sending",
     "mark_sent",
+    "merge_target",
     "next_due_at",
     "reap_expired_leases",
+    "recent_sends",
     "release",
     "settle_from_provider",
 ]
@@ -50,6 +54,7 @@ def insert_planned(
                 rule_id=item.rule_id,
                 channel=item.channel,
                 recipient=item.recipient,
+                fallback_recipient=item.fallback_recipient,
                 template=item.template,
                 locale=item.locale,
                 timezone=item.timezone,
@@ -103,6 +108,20 @@ def cancel_pending(
     statement = (
         update(NotificationRow)
         .where(*conditions)
+        .values(status=str(S.CANCELLED), reason=reason, locked_by=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def cancel_rules(session: Session, *, rule_ids: Iterable[str], reason: str, now: datetime) -> int:
+    """Cancel every pending row (scheduled or claimed) of the given rules, in all orders."""
+    statement = (
+        update(NotificationRow)
+        .where(
+            NotificationRow.rule_id.in_(list(rule_ids)),
+            NotificationRow.status.in_([str(s) for s in _PENDING]),
+        )
         .values(status=str(S.CANCELLED), reason=reason, locked_by=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -330,3 +349,86 @@ def next_due_at(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(NotificationRow.due_at)).where(NotificationRow.status == str(S.SCHEDULED))
     )
+
+
+# Statuses that count against a frequency cap: what went out, or is going out right now.
+_COUNTED = (S.SENT, S.DELIVERED, S.SENDING)
+
+
+def recent_sends(
+    session: Session, *, channel: str, recipient: str, since: datetime
+) -> list[datetime]:
+    """When messages to ``recipient`` on ``channel`` went out after ``since`` (cap counting).
+
+    A row still ``sending`` has no ``sent_at`` yet; the moment it became ``sending`` stands in.
+    """
+    moment = func.coalesce(NotificationRow.sent_at, NotificationRow.updated_at)
+    return list(
+        session.scalars(
+            select(moment).where(
+                NotificationRow.channel == channel,
+                NotificationRow.recipient == recipient,
+                NotificationRow.status.in_([str(s) for s in _COUNTED]),
+                moment > since,
+            )
+        )
+    )
+
+
+def merge_target(
+    session: Session, *, row: NotificationRow, due_by: datetime
+) -> NotificationRow | None:
+    """A pending row ``row`` could be merged into: same rule, template and recipient, due by
+    ``due_by``, not transactional, earliest first."""
+    return session.scalars(
+        select(NotificationRow)
+        .where(
+            NotificationRow.id != row.id,
+            NotificationRow.status == str(S.SCHEDULED),
+            NotificationRow.rule_id == row.rule_id,
+            NotificationRow.template == row.template,
+            NotificationRow.channel == row.channel,
+            NotificationRow.recipient == row.recipient,
+            NotificationRow.transactional.is_(False),
+            NotificationRow.due_at <= due_by,
+        )
+        .order_by(NotificationRow.due_at, NotificationRow.id)
+        .limit(1)
+    ).first()
+
+
+def absorb(
+    session: Session,
+    *,
+    survivor_id: int,
+    survivor_version: datetime,
+    absorbed_id: int,
+    context: dict[str, Any],
+    not_after: datetime,
+    now: datetime,
+) -> bool:
+    """Give the survivor the merged ``context`` and cancel the absorbed row, or do neither.
+
+    ``survivor_version`` is the ``updated_at`` the caller read: if the survivor changed since
+    (claimed, merged into by someone else), nothing is written and False comes back.
+    """
+    updated = session.execute(
+        update(NotificationRow)
+        .where(
+            NotificationRow.id == survivor_id,
+            NotificationRow.status == str(S.SCHEDULED),
+            NotificationRow.updated_at == survivor_version,
+        )
+        .values(context=context, not_after=not_after, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if updated != 1:
+        return False
+    finish(
+        session,
+        notification_id=absorbed_id,
+        status=S.CANCELLED,
+        reason=f"merged into notification {survivor_id}",
+        now=now,
+    )
+    return True

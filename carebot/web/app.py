@@ -19,8 +19,10 @@ from starlette.routing import Route
 from carebot import __version__
 from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
+from carebot.web.admin import consents
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
+from carebot.web.unsubscribe import unsubscribe_confirm, unsubscribe_page
 from carebot.web.webhooks import carebot_webhook
 
 __all__ = ["create_app"]
@@ -70,6 +72,9 @@ def create_app(
             Route("/webhooks/aftership", aftership_webhook, methods=["POST"]),
             Route("/twilio/status", twilio_status, methods=["POST"]),
             Route("/twilio/inbound", twilio_inbound, methods=["POST"]),
+            Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
+            Route("/unsubscribe/{token}", unsubscribe_confirm, methods=["POST"]),
+            Route("/api/consents", consents, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],

@@ -326,8 +326,10 @@ async def test_an_sms_planned_before_stop_is_suppressed_at_send_time(app: App) -
     await post_twilio(app, "/twilio/inbound", {"From": PHONE, "Body": "STOP", "MessageSid": "SM1"})
     await app.runtime.dispatcher.run_once()
     assert app.channels[ChannelKind.SMS].sent == []
-    [row] = app.notifications()
+    # The rule's channel is `preferred`: the refused SMS falls back to the email address.
+    row, fallback = app.notifications()
     assert row.status == "suppressed" and "opted out" in (row.reason or "")
+    assert (fallback.channel, fallback.recipient) == ("email", "jon@example.com")
 
 
 async def test_help_answers_twiml_and_other_replies_become_events(app: App) -> None:

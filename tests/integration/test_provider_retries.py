@@ -111,10 +111,13 @@ async def test_twilio_21211_ends_failed_at_once_with_the_reason(
     )
     _ship(runtime, phone="+8613800138000")
     await runtime.dispatcher.run_once()
-    row = _row(runtime)
+    with runtime.db.transaction() as session:
+        row, fallback = session.scalars(select(NotificationRow).order_by(NotificationRow.id))
     assert row.status == "failed"
     assert "21211" in (row.reason or "") and "permanent" in (row.reason or "")
     assert len(twilio_server.requests) == 1
+    # The sample rule's channel is `preferred`: the email address is tried next.
+    assert (fallback.channel, fallback.dedupe_key) == ("email", f"{row.dedupe_key}:fallback")
 
 
 async def test_an_smtp_451_is_retried_and_the_email_arrives(

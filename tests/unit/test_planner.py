@@ -228,13 +228,12 @@ def test_a_customer_without_a_time_zone_is_planned_in_the_zone_of_their_phone_nu
     assert planned.timezone == zone
 
 
-def test_a_customer_with_no_zone_and_no_phone_gets_the_default_zone() -> None:
+def test_a_customer_with_no_zone_no_phone_and_no_country_gets_the_default_zone() -> None:
     policy = PlanningPolicy(default_timezone="Europe/London")
     at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     send = {"channel": "email", "template": "shipped"}
-    [planned] = plan_one(
-        [rule(send=send)], at, the_facts=facts(phone=None, timezone=None), policy=policy
-    )
+    the_facts = facts(phone=None, timezone=None, country=None)
+    [planned] = plan_one([rule(send=send)], at, the_facts=the_facts, policy=policy)
     assert planned.timezone == "Europe/London"
 
 

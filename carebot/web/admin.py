@@ -1,0 +1,103 @@
+"""The admin API under ``/api``, behind ``Authorization: Bearer <CAREBOT_ADMIN_TOKEN>``.
+
+Without a configured admin token the API does not exist (404); a missing or wrong token is
+401. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from carebot.contacts import normalize_phone, valid_email
+from carebot.masking import mask_recipient
+from carebot.runtime import Runtime
+from carebot.store import consent
+from carebot.web._body import read_body
+
+__all__ = ["consents"]
+
+logger = logging.getLogger(__name__)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _refusal(request: Request) -> Response | None:
+    """None when the request carries the admin token; else the response to send instead."""
+    configured = _runtime(request).settings.admin_token
+    if configured is None or not configured.get_secret_value():
+        return JSONResponse({"error": "not found"}, status_code=404)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = configured.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        return JSONResponse(
+            {"error": "admin token missing or wrong"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return None
+
+
+def _bad(reason: str) -> Response:
+    return JSONResponse({"error": reason}, status_code=400)
+
+
+async def consents(request: Request) -> Response:
+    """``POST /api/consents``: ``{"channel": "sms"|"email", "address": …, "opted_out": bool}``."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    runtime = _runtime(request)
+    body = await read_body(request, runtime.settings.http.max_body_bytes)
+    try:
+        payload: Any = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _bad(f"body is not JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _bad("body must be a JSON object")
+    channel = payload.get("channel")
+    raw = payload.get("address")
+    opted_out = payload.get("opted_out")
+    if channel not in ("sms", "email"):
+        return _bad('channel must be "sms" or "email"')
+    if not isinstance(raw, str) or not raw.strip():
+        return _bad("address must be a non-empty string")
+    if not isinstance(opted_out, bool):
+        return _bad("opted_out must be true or false")
+    address = normalize_phone(raw.strip()) if channel == "sms" else raw.strip().lower()
+    if address is None:
+        return _bad("address is not a valid phone number in international (+…) form")
+    if channel == "email" and not valid_email(address):
+        return _bad("address is not a valid email address")
+
+    def record() -> None:
+        with runtime.db.transaction() as session:
+            consent.set_consent(
+                session,
+                channel=channel,
+                address=address,
+                opted_out=opted_out,
+                source="admin-api",
+                now=runtime.clock.now(),
+            )
+
+    await run_in_threadpool(record)
+    logger.info(
+        "consent set by admin",
+        extra={
+            "action": "admin_consent",
+            "channel": channel,
+            "to": mask_recipient(address),
+            "opted_out": opted_out,
+        },
+    )
+    return JSONResponse({"channel": channel, "address": address, "opted_out": opted_out})
