@@ -8,8 +8,9 @@ import json
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -17,7 +18,13 @@ from carebot import __version__
 from carebot.exceptions import CarebotError, EventError, RuleError
 from carebot.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from carebot.store.reports import StatusSummary
+
 __all__ = ["main"]
+
+# Replays shorter than this finish too fast for a progress counter to help.
+PROGRESS_MIN_EVENTS = 200
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -98,7 +105,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
     problems = validate_rules(
-        rules_dir, settings.templates_dir, default_locale=settings.default_locale
+        rules_dir,
+        settings.templates_dir,
+        default_locale=settings.default_locale,
+        shop_name=settings.shop_name,
     )
     for problem in problems:
         print(problem)
@@ -109,13 +119,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from carebot.events import parse_event
+    from carebot.preview import format_preview, preview
+    from carebot.rulebook.loader import load_rulebook
+
+    settings = _settings(args)
+    path = Path(args.event)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CarebotError(f"{path}: cannot read the event: {exc}") from exc
+    event = parse_event(data)
+    messages = preview(
+        args.rule_id,
+        event,
+        rulebook=load_rulebook(settings.rules_dir),
+        settings=settings,
+        locale=args.locale,
+    )
+    for number, message in enumerate(messages):
+        if number:
+            print()
+        print(format_preview(message, event.occurred_at))
+        if message.html is not None:
+            # Only an email has an html part, so one rule saves at most one file.
+            out = Path(args.html_out or f"preview-{message.rule}.html")
+            out.write_text(message.html, encoding="utf-8")
+            print(f"html:     saved to {out}")
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    """A one-line progress counter on an interactive stderr (never on stdout)."""
+    end = "\n" if done == total else ""
+    print(f"\rreplaying events: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from carebot.simulate import format_timeline, parse_until, read_events, simulate
 
     settings = _settings(args)
     until = parse_until(args.until) if args.until else None
     events = read_events(Path(args.events))
-    records = asyncio.run(simulate(events, settings=settings, until=until))
+    show_progress = sys.stderr.isatty() and len(events) >= PROGRESS_MIN_EVENTS
+    records = asyncio.run(
+        simulate(
+            events, settings=settings, until=until, progress=_progress if show_progress else None
+        )
+    )
     if args.json:
         for record in records:
             print(record.as_json())
@@ -130,36 +182,63 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     db = Database(settings.database_url)
+    now = datetime.now(UTC)
     with db.transaction() as session:
-        summary = status_summary(session, now=datetime.now(UTC))
+        summary = status_summary(session, now=now)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "by_status": summary.by_status,
-                    "by_rule": summary.by_rule,
-                    "next_due": summary.next_due.isoformat() if summary.next_due else None,
-                    "oldest_overdue": summary.oldest_overdue.isoformat()
-                    if summary.oldest_overdue
-                    else None,
-                    "failures_by_reason": summary.failures_by_reason,
-                },
-                ensure_ascii=False,
-            )
-        )
-        return 0
-    statuses = sorted(summary.by_status)
-    print(f"{'rule':<20}" + "".join(f"{s:>12}" for s in statuses))
-    for rule, counts in sorted(summary.by_rule.items()):
-        print(f"{rule:<20}" + "".join(f"{counts.get(s, 0):>12}" for s in statuses))
-    print(f"{'total':<20}" + "".join(f"{summary.by_status[s]:>12}" for s in statuses))
-    print(f"next due:       {summary.next_due.isoformat() if summary.next_due else '-'}")
-    print(
-        f"oldest overdue: {summary.oldest_overdue.isoformat() if summary.oldest_overdue else '-'}"
-    )
-    for reason, count in summary.failures_by_reason.items():
-        print(f"failed {count:>5}  {reason}")
+        print(json.dumps(summary.as_json(), ensure_ascii=False))
+    else:
+        print(_status_table(summary, now))
     return 0
+
+
+def _ago(delta: timedelta) -> str:
+    """``2d 3h``, ``3h 5m``, ``4m``: a coarse, readable duration."""
+    minutes = int(abs(delta).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins}m" if hours else f"{mins}m"
+
+
+def _status_table(summary: StatusSummary, now: datetime) -> str:
+    from carebot.notifications import NotificationStatus
+
+    if not summary.by_status:
+        return "no notifications yet"
+    order = [str(s) for s in NotificationStatus]
+    statuses = sorted(summary.by_status, key=lambda s: (order.index(s) if s in order else 99, s))
+    width = max(len("rule"), *(len(rule) for rule in summary.by_rule))
+    columns = [max(len(s), 5) for s in statuses]
+
+    def row(label: str, counts: dict[str, int]) -> str:
+        cells = "".join(
+            f"  {counts.get(s, 0):>{w}}" for s, w in zip(statuses, columns, strict=True)
+        )
+        return f"{label:<{width}}{cells}  {sum(counts.values()):>5}"
+
+    header = "".join(f"  {s:>{w}}" for s, w in zip(statuses, columns, strict=True))
+    lines = [f"{'rule':<{width}}{header}  {'total':>5}"]
+    lines += [row(rule, counts) for rule, counts in sorted(summary.by_rule.items())]
+    lines.append(row("all", summary.by_status))
+    lines.append("")
+    if summary.next_due is not None:
+        lines.append(
+            f"next due:        {summary.next_due.isoformat()}  (in {_ago(summary.next_due - now)})"
+        )
+    else:
+        lines.append("next due:        -")
+    if summary.oldest_overdue is not None:
+        late = _ago(now - summary.oldest_overdue)
+        lines.append(f"oldest overdue:  {summary.oldest_overdue.isoformat()}  ({late} late)")
+    else:
+        lines.append("oldest overdue:  -")
+    if summary.failures_by_reason:
+        lines.append("failures by reason:")
+        for reason, count in sorted(summary.failures_by_reason.items(), key=lambda i: -i[1]):
+            lines.append(f"  {count:>5}  {reason}")
+    return "\n".join(lines)
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -202,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--until", help="stop at this instant (ISO 8601 with offset)")
     simulate.add_argument("--json", action="store_true", help="one JSON object per notification")
     simulate.set_defaults(handler=cmd_simulate)
+
+    preview = commands.add_parser(
+        "preview", help="render what a rule would send for one event, and when"
+    )
+    preview.add_argument("rule_id", metavar="RULE_ID")
+    preview.add_argument("--event", required=True, help="a JSON file holding one canonical event")
+    preview.add_argument("--locale", help="render for this locale instead of the customer's")
+    preview.add_argument(
+        "--html-out", help="where to save the email's HTML (default preview-<rule>.html)"
+    )
+    preview.set_defaults(handler=cmd_preview)
 
     status = commands.add_parser("status", help="counts by status and rule, next due")
     status.add_argument("--json", action="store_true")

@@ -1,13 +1,15 @@
 """The daemon: the HTTP server and the periodic jobs on one event loop, stopped gracefully.
 
-APScheduler runs only fixed periodic jobs (dispatch tick, lease reaper, WAL checkpoint); the
-schedule of messages lives in the database, never in the job store.
+APScheduler runs only fixed periodic jobs (dispatch tick, lease reaper, rules hot reload, WAL
+checkpoint); the schedule of messages lives in the database, never in the job store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.applications import Starlette
 
+from carebot.reload import RulesReloader
 from carebot.runtime import Runtime
 from carebot.web.app import create_app
 
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # How long a stopping daemon waits for in-flight sends before it leaves them to the reaper.
 SHUTDOWN_GRACE_SECONDS = 20.0
+# How often the rules and templates folders are polled for edits.
+RELOAD_SECONDS = 2.0
 
 
 class Daemon:
@@ -36,6 +41,15 @@ class Daemon:
         self._tick_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         runtime.pipeline.on_scheduled = self._on_scheduled
+        self.reloader = RulesReloader(
+            rules=runtime.rules,
+            renderer=runtime.renderer,
+            db=runtime.db,
+            templates_dir=runtime.settings.templates_dir,
+            default_locale=runtime.settings.default_locale,
+            shop_name=runtime.settings.shop_name,
+            now=runtime.clock.now,
+        )
 
     def _on_scheduled(self, due_at: datetime) -> None:
         """Called from the ingesting thread: wake the dispatcher if the new row is due now."""
@@ -48,6 +62,12 @@ class Daemon:
             job.modify(next_run_time=datetime.now(UTC))
 
     async def dispatch_tick(self) -> None:
+        # A stopping scheduler cancels the jobs it runs; a send must not be cut off between
+        # the provider call and recording it, so the drain runs in a task of its own that the
+        # lifespan waits for (through the tick lock).
+        await asyncio.shield(asyncio.ensure_future(self._drain()))
+
+    async def _drain(self) -> None:
         async with self._tick_lock:
             # Drain full batches at once: 09:00 after quiet hours can bring thousands.
             while True:
@@ -57,6 +77,10 @@ class Daemon:
 
     async def reap_tick(self) -> None:
         await self.runtime.dispatcher.reap()
+
+    async def reload_tick(self) -> None:
+        # Reading and rendering the rules is blocking work: keep it off the event loop.
+        await asyncio.to_thread(self.reloader.poll)
 
     async def checkpoint_tick(self) -> None:
         await asyncio.to_thread(self.runtime.db.checkpoint)
@@ -79,6 +103,9 @@ class Daemon:
             id="reaper",
             next_run_time=datetime.now(UTC),
             **common,
+        )
+        self.scheduler.add_job(
+            self.reload_tick, "interval", seconds=RELOAD_SECONDS, id="rules_reload", **common
         )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
@@ -118,4 +145,12 @@ class Daemon:
             lifespan="on",
             timeout_graceful_shutdown=10,
         )
+        if threading.current_thread() is threading.main_thread():
+            # uvicorn re-raises the signal that stopped it once it has shut down; after a
+            # graceful stop the re-raised SIGTERM should find nothing left to do (exit 0).
+            signal.signal(signal.SIGTERM, _stopped)
         await uvicorn.Server(config).serve()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: already stopped, nothing to do."""

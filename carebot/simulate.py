@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -27,11 +28,16 @@ from carebot.store import schedule
 from carebot.store.database import Database
 from carebot.store.models import NotificationRow
 
-__all__ = ["SimulationRecord", "read_events", "simulate"]
+__all__ = ["SimulationRecord", "format_timeline", "read_events", "simulate"]
+
+# (events replayed, events in all): called now and then during a replay.
+Progress = Callable[[int, int], None]
 
 # Without --until the replay runs until nothing is pending, but never past this horizon.
 HORIZON = timedelta(days=400)
 _PENDING = {S.SCHEDULED, S.CLAIMED, S.SENDING}
+# How much of a message's first line the readable timeline shows.
+FIRST_LINE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,12 @@ class SimulationRecord:
     reason: str | None
     subject: str | None
     body: str | None
+    # For the readable timeline only, already masked; not part of the ``--json`` output.
+    customer: str | None = field(default=None, metadata={"json": False})
 
     def as_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("json", True)}
+        return json.dumps(data, ensure_ascii=False)
 
 
 def read_events(path: Path) -> list[Event]:
@@ -93,9 +102,16 @@ class _Replay:
 
 
 async def simulate(
-    events: list[Event], *, settings: Settings, until: datetime | None = None
+    events: list[Event],
+    *,
+    settings: Settings,
+    until: datetime | None = None,
+    progress: Progress | None = None,
 ) -> list[SimulationRecord]:
-    """Replay ``events`` and return every notification, in due order."""
+    """Replay ``events`` and return every notification, in due order.
+
+    ``progress`` is told how far the replay is about a hundred times, and once at the end.
+    """
     if not events:
         return []
     clock = VirtualClock(events[0].occurred_at)
@@ -106,12 +122,17 @@ async def simulate(
         runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)
         replay = _Replay(runtime, clock)
         try:
-            for event in events:
+            step = max(1, len(events) // 100)
+            for number, event in enumerate(events, start=1):
                 if until is not None and event.occurred_at > until:
                     break
                 await replay.run_until(event.occurred_at)
                 runtime.pipeline.ingest(event)
                 await replay.run_until(clock.now())
+                if progress is not None and number % step == 0 and number < len(events):
+                    progress(number, len(events))
+            if progress is not None:
+                progress(len(events), len(events))
             end = until or max(clock.now(), events[-1].occurred_at) + HORIZON
             await replay.run_until(end)
             return list(_records(runtime))
@@ -144,7 +165,18 @@ def _records(runtime: Runtime) -> Iterator[SimulationRecord]:
             reason=row.reason,
             subject=subject,
             body=body,
+            customer=_customer_label(row.context, row.customer_id),
         )
+
+
+def _customer_label(context: dict[str, Any] | None, customer_id: str | None) -> str | None:
+    """``c-42 王*``: the customer's id and the first character of their name."""
+    customer = (context or {}).get("customer") or {}
+    ident = customer.get("id") or customer_id
+    name = customer.get("name")
+    masked = f"{name[0]}{'*' * min(len(name) - 1, 3)}" if isinstance(name, str) and name else None
+    label = " ".join(part for part in (ident, masked) if part)
+    return label or None
 
 
 def _preview(runtime: Runtime, row: NotificationRow) -> tuple[str | None, str | None]:
@@ -159,20 +191,44 @@ def _preview(runtime: Runtime, row: NotificationRow) -> tuple[str | None, str | 
 
 
 def format_timeline(records: list[SimulationRecord]) -> str:
-    """A readable timeline: one line per notification in due order."""
+    """A readable timeline grouped by order: a header per order, one line per notification.
+
+    Times are the customer's local time; recipients and names are masked.
+    """
     from carebot.masking import mask_recipient
 
-    lines = []
-    for r in records:
-        when = r.sent_at or r.due_at
-        first_line = (r.body or "").splitlines()[0] if r.body else ""
-        lines.append(
-            f"{when[:16].replace('T', ' ')} {when[19:] if len(when) > 19 else ''}  "
-            f"{r.status:<10} {r.channel:<5} {mask_recipient(r.to) if r.to else '-':<18} "
-            f"order {r.order_id or '-':<8} {r.rule:<14} {first_line[:70]}"
-            + (f"  ({r.reason})" if r.reason and r.status != "sent" else "")
-        )
-    return "\n".join(lines)
+    groups: dict[str | None, list[SimulationRecord]] = {}
+    for record in records:
+        groups.setdefault(record.order_id, []).append(record)
+    blocks = []
+    for order_id, group in groups.items():
+        customer = next((r.customer for r in group if r.customer), None)
+        header = f"order {order_id}" if order_id else "no order"
+        if customer:
+            header += f" · customer {customer}"
+        lines = [f"{header} · {len(group)} notification(s)"]
+        for r in group:
+            when = r.sent_at or r.due_at
+            first_line = (r.body or "").strip().splitlines()[0] if (r.body or "").strip() else ""
+            if len(first_line) > FIRST_LINE_CHARS:
+                first_line = first_line[: FIRST_LINE_CHARS - 1] + "…"
+            to = mask_recipient(r.to) if r.to else "-"
+            reason = f"  ({r.reason})" if r.reason and r.status != "sent" else ""
+            lines.append(
+                f"  {_clock(when)}  {r.status:<10} {r.channel:<5} {to:<18} {r.rule:<14} "
+                f"{first_line}{reason}".rstrip()
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "no notifications"
+
+
+def _clock(iso: str) -> str:
+    """``2026-11-20T10:00:00+08:00`` → ``2026-11-20 10:00 +08:00``."""
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso)
+    offset = moment.strftime("%z")
+    return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 def parse_until(text: str) -> datetime:

@@ -25,6 +25,11 @@ class RuleSet:
     def __call__(self) -> Rulebook:
         return self._current
 
+    def replace(self, rulebook: Rulebook) -> None:
+        """Swap in a rule book that was loaded and checked elsewhere (the hot reloader)."""
+        self._current = rulebook
+        self.last_error = None
+
     def reload(self) -> bool:
         """Load the folder again; True when the new rule book replaced the old one."""
         try:

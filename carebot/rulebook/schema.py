@@ -85,6 +85,7 @@ class Rule(_Strict):
     transactional: bool = False
     in_doubt: InDoubtPolicy = InDoubtPolicy.RESEND
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    max_segments: int = Field(default=3, ge=1, le=10)
 
     @field_validator("on", "cancel_on")
     @classmethod

@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from carebot.channels.base import ChannelKind
-from carebot.exceptions import ExpressionError, Problem
+from carebot.exceptions import ExpressionError, Problem, TemplateError
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.expressions import compile_condition, render_value
-from carebot.rulebook.loader import RuleSource, read_rules
+from carebot.rulebook.loader import LoadResult, RuleSource, read_rules
 from carebot.rulebook.samples import sample_context
 from carebot.rulebook.schema import ChannelChoice, Rule
 from carebot.rulebook.windows import parse_duration
+from carebot.segments import count_segments
 
-__all__ = ["channel_kinds", "validate_rules"]
+__all__ = ["channel_kinds", "check_rules", "validate_rules"]
 
 _KINDS: dict[ChannelChoice, tuple[ChannelKind, ...]] = {
     ChannelChoice.SMS: (ChannelKind.SMS,),
@@ -30,19 +31,33 @@ def channel_kinds(choice: ChannelChoice) -> tuple[ChannelKind, ...]:
     return _KINDS[choice]
 
 
-def validate_rules(rules_dir: Path, templates_dir: Path, *, default_locale: str) -> list[Problem]:
-    """Load the rules and check every condition, delay and template against sample data."""
+def check_rules(
+    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+) -> tuple[LoadResult, list[Problem]]:
+    """Load the rules and check them; the load (for a reload to apply) and every problem.
+
+    ``shop_name`` (the configured one) makes SMS segment counts match what customers get.
+    """
     loaded = read_rules(rules_dir)
     problems = set(loaded.problems)
     renderer = TemplateRenderer(
         templates_dir=templates_dir, default_locale=default_locale, strict=True
     )
-    checker = _TemplateChecker(renderer, default_locale)
+    checker = _TemplateChecker(renderer, default_locale, shop_name)
     for rule in loaded.rulebook.rules:
         source = loaded.sources[rule.id]
         problems.update(_check_expressions(rule, source))
         problems.update(checker.check(rule, source))
-    return sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
+    return loaded, sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
+
+
+def validate_rules(
+    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+) -> list[Problem]:
+    """Load the rules and check every condition, delay and template against sample data."""
+    return check_rules(
+        rules_dir, templates_dir, default_locale=default_locale, shop_name=shop_name
+    )[1]
 
 
 def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:
@@ -63,11 +78,15 @@ def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:
 class _TemplateChecker:
     """Checks the templates rules name; renders each (template, locale, event) only once."""
 
-    def __init__(self, renderer: TemplateRenderer, default_locale: str) -> None:
+    def __init__(
+        self, renderer: TemplateRenderer, default_locale: str, shop_name: str | None
+    ) -> None:
         self._renderer = renderer
         self._default = default_locale
+        self._shop_name = shop_name
         self._locales = renderer.locales()
         self._rendered: dict[tuple[str, ChannelKind, str, str], list[Problem]] = {}
+        self._segments: dict[tuple[str, str, str], tuple[str, int] | None] = {}
 
     def check(self, rule: Rule, source: RuleSource) -> Iterator[Problem]:
         name = rule.send.template
@@ -83,6 +102,35 @@ class _TemplateChecker:
                     continue
                 for event_type in rule.on:
                     yield from self._render(name, kind, locale, event_type)
+                    if kind is ChannelKind.SMS:
+                        yield from self._check_segments(rule, source, locale, event_type)
+
+    def _check_segments(
+        self, rule: Rule, source: RuleSource, locale: str, event: str
+    ) -> Iterator[Problem]:
+        key = (rule.send.template, locale, event)
+        if key not in self._segments:
+            self._segments[key] = self._count(*key)
+        counted = self._segments[key]
+        if counted is None or counted[1] <= rule.max_segments:
+            return
+        encoding, segments = counted
+        where = "max_segments" if "max_segments" in rule.model_fields_set else "send"
+        yield source.at(where).problem(
+            f"rule {rule.id!r}: the sms template {rule.send.template!r} ({locale}) takes "
+            f"{segments} {encoding.upper()} segments with sample {event} data; "
+            f"max_segments is {rule.max_segments}"
+        )
+
+    def _count(self, name: str, locale: str, event: str) -> tuple[str, int] | None:
+        context = sample_context(event, locale=locale)
+        if self._shop_name:
+            context["shop"] = {"name": self._shop_name}
+        try:
+            text = self._renderer.render(name, ChannelKind.SMS, locale, context).text
+        except TemplateError:
+            return None  # the rendering problem itself is reported by ``_render``
+        return count_segments(text)
 
     def _render(self, name: str, kind: ChannelKind, locale: str, event: str) -> list[Problem]:
         key = (name, kind, locale, event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,8 +23,24 @@ class StatusSummary:
     oldest_overdue: datetime | None
     failures_by_reason: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as ``carebot status --json`` prints it (ISO 8601 instants, UTC)."""
+        return {
+            "total": self.total,
+            "by_status": self.by_status,
+            "by_rule": self.by_rule,
+            "next_due": self.next_due.isoformat() if self.next_due else None,
+            "oldest_overdue": self.oldest_overdue.isoformat() if self.oldest_overdue else None,
+            "failures_by_reason": self.failures_by_reason,
+        }
+
 
 def status_summary(session: Session, *, now: datetime) -> StatusSummary:
+    """Counts by status and by rule, the next due and oldest overdue row, failure reasons."""
     by_status: dict[str, int] = {}
     by_rule: dict[str, dict[str, int]] = {}
     rows = session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,3 +54,24 @@ def test_sigkill_after_claiming_and_after_sending_loses_nothing(
     assert set(sent_to) == set(phones), "a shipment lost its message"
     duplicates = sum(count - 1 for count in sent_to.values())
     assert duplicates <= 1, f"more duplicates than messages in flight: {sent_to}"
+
+
+def test_sigterm_lets_the_message_in_flight_finish_and_exits_cleanly(
+    daemon_factory: Any, twilio_server: FakeTwilioServer
+) -> None:
+    twilio_server.script([Reply(delay=2)])
+    daemon = daemon_factory(
+        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
+        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
+        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
+    )
+    daemon.start()
+    assert daemon.post(shipped_event(300)).status_code == 202
+    assert twilio_server.wait_for(1, timeout=5)
+    assert daemon.query("select status from notifications") == [("sending",)]
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 15
+    # The provider answered while the daemon was stopping: the send was recorded, not lost.
+    assert daemon.query("select status from notifications") == [("sent",)]

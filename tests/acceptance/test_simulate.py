@@ -111,3 +111,17 @@ def test_a_bad_event_line_is_reported_with_its_line_number(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert f"{bad}:1:1:" in result.stderr and "order.shiped" in result.stderr
+
+
+def test_the_readable_timeline_groups_by_order_in_local_time_with_a_masked_customer(
+    tmp_path: Path,
+) -> None:
+    result = _simulate(tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "order 1001 · customer c-42 王* · 2 notification(s)"
+    assert lines[1].startswith("  2026-11-20 10:00 +08:00  sent       sms   +86138****8000")
+    assert "shipped" in lines[1] and "SF1234567890" in lines[1]
+    assert lines[2].startswith("  2026-11-23 10:00 +08:00  sent ")
+    assert "王芳" not in lines[0]
+    assert result.stderr == ""  # no progress counter when stderr is not a terminal

@@ -1,0 +1,217 @@
+"""``carebot preview``: what one rule would send for one event, and when, without a database.
+
+The context is built from the event alone (what a store that had seen only this event would
+know), then the real planner computes the due time and the reasons for it, and the real
+renderer renders each message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from carebot.channels.base import ChannelKind
+from carebot.events import Event, EventType
+from carebot.exceptions import CarebotError, ExpressionError
+from carebot.masking import mask_recipient
+from carebot.planner import Planner, build_context
+from carebot.rendering import TemplateRenderer
+from carebot.rulebook.expressions import compile_condition
+from carebot.rulebook.schema import Rulebook
+from carebot.runtime import planning_policy
+from carebot.segments import count_segments
+from carebot.settings import Settings
+from carebot.store.entities import Facts
+
+__all__ = ["PreviewMessage", "facts_from_event", "format_preview", "preview"]
+
+_ORDER_STATUS = {
+    EventType.ORDER_PLACED: "placed",
+    EventType.ORDER_PAID: "paid",
+    EventType.ORDER_SHIPPED: "shipped",
+    EventType.ORDER_DELIVERED: "delivered",
+    EventType.ORDER_CANCELLED: "cancelled",
+    EventType.ORDER_REFUNDED: "refunded",
+}
+
+
+@dataclass(frozen=True)
+class PreviewMessage:
+    """One message the rule would produce: where, when and why then, and what it says."""
+
+    rule: str
+    channel: str
+    recipient: str | None  # masked
+    locale: str
+    timezone: str
+    due_at: datetime  # in the customer's zone
+    why: tuple[str, ...]
+    status: str
+    reason: str | None
+    subject: str | None
+    text: str | None
+    html: str | None
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
+
+
+def facts_from_event(event: Event, *, locale: str | None = None) -> Facts:
+    """The facts a store would hold after seeing only ``event`` (``locale`` overrides)."""
+    order = event.order
+    customer_model = event.customer or (order.customer if order else None)
+    customer = customer_model.model_dump(mode="json") if customer_model is not None else {}
+    if locale:
+        customer["locale"] = locale
+    shipment: dict[str, Any] | None = None
+    if event.shipment is not None:
+        s = event.shipment
+        status = s.status or ("delivered" if event.type == EventType.ORDER_DELIVERED else None)
+        shipment = {
+            "id": s.id,
+            "carrier": s.carrier,
+            "tracking_number": s.tracking_number,
+            "status": str(status) if status else None,
+            "expected_delivery": _iso(s.expected_delivery),
+            "last_scan_at": _iso(s.last_scan_at),
+            "shipped_at": event.occurred_at.isoformat()
+            if event.type == EventType.ORDER_SHIPPED
+            else None,
+            "delivered_at": event.occurred_at.isoformat() if status == "delivered" else None,
+        }
+    order_facts: dict[str, Any] | None = None
+    if order is not None:
+        status_now = _ORDER_STATUS.get(event.type, "placed")
+        order_facts = {
+            "id": order.id,
+            "placed_at": _iso(order.placed_at),
+            "total": None if order.total is None else str(order.total),
+            "currency": order.currency,
+            "status": status_now,
+            "delivered_at": event.occurred_at.isoformat() if status_now == "delivered" else None,
+        }
+    items = [
+        {
+            "sku": item.sku,
+            "title": item.title,
+            "quantity": item.quantity,
+            "unit_price": None if item.unit_price is None else str(item.unit_price),
+            "tags": list(item.tags),
+        }
+        for item in ((order.items or []) if order else [])
+    ]
+    address = order.shipping_address if order else None
+    return Facts(
+        order=order_facts,
+        customer=customer or None,
+        shipping_address=address.model_dump(mode="json", exclude_none=True) if address else {},
+        shipment=shipment,
+        shipments=[dict(shipment)] if shipment else [],
+        items=items,
+    )
+
+
+def preview(
+    rule_id: str,
+    event: Event,
+    *,
+    rulebook: Rulebook,
+    settings: Settings,
+    locale: str | None = None,
+) -> list[PreviewMessage]:
+    """Plan and render ``rule_id`` for ``event`` as if it arrived when it occurred.
+
+    Raises ``CarebotError`` saying why when the rule does not exist, does not trigger on this
+    event type, or its ``when`` is false for this event.
+    """
+    rule = rulebook.rule(rule_id)
+    if rule is None:
+        known = ", ".join(r.id for r in rulebook.rules) or "none"
+        raise CarebotError(f"no rule {rule_id!r} in {settings.rules_dir} (rules: {known})")
+    if str(event.type) not in rule.on:
+        raise CarebotError(
+            f"rule {rule_id!r} does not trigger on {event.type} (it triggers on "
+            f"{', '.join(rule.on)})"
+        )
+    facts = facts_from_event(event, locale=locale)
+    policy = planning_policy(settings)
+    if rule.when:
+        context = build_context(event, facts, rulebook=rulebook, shop_name=policy.shop_name)
+        try:
+            holds = compile_condition(rule.when)(context)
+        except ExpressionError as exc:
+            raise CarebotError(f"rule {rule_id!r}: when: {exc}") from exc
+        if not holds:
+            raise CarebotError(
+                f"rule {rule_id!r} sends nothing for event {event.id}: its when "
+                f"({rule.when}) is false for this event"
+            )
+    only = rulebook.model_copy(update={"rules": (rule,)})
+    plan = Planner(policy=policy).plan(event, facts, rulebook=only, now=event.occurred_at)
+    if not plan.notifications:
+        raise CarebotError(f"rule {rule_id!r} plans nothing for event {event.id}")
+    settled = _settled_reasons(rule.delay, rule.window, policy.quiet_hours)
+    renderer = TemplateRenderer(
+        templates_dir=settings.templates_dir, default_locale=settings.default_locale
+    )
+    messages = []
+    for planned in plan.notifications:
+        rendered = renderer.render(
+            planned.template, ChannelKind(planned.channel), planned.locale, planned.context
+        )
+        messages.append(
+            PreviewMessage(
+                rule=rule.id,
+                channel=planned.channel,
+                recipient=mask_recipient(planned.recipient) if planned.recipient else None,
+                locale=rendered.locale,
+                timezone=planned.timezone,
+                due_at=planned.due_at.astimezone(ZoneInfo(planned.timezone)),
+                why=tuple(planned.why) or settled,
+                status=str(planned.status),
+                reason=planned.reason,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+            )
+        )
+    return messages
+
+
+def _settled_reasons(delay: str | None, window: str | None, quiet: str | None) -> tuple[str, ...]:
+    """Why a message is due at once: what could have moved it, and that nothing did."""
+    reasons = ["no delay" if not delay else f"delay {delay}"]
+    if quiet and quiet.strip().lower() != "none":
+        reasons.append(f"outside quiet hours {quiet}")
+    else:
+        reasons.append("no quiet hours")
+    if window:
+        reasons.append(f"inside the rule's window {window}")
+    return tuple(reasons)
+
+
+def format_preview(message: PreviewMessage, occurred_at: datetime) -> str:
+    """The readable block ``carebot preview`` prints for one message."""
+    due = message.due_at
+    at_once = due <= occurred_at
+    why = "; ".join(message.why)
+    lines = [
+        f"rule:     {message.rule}",
+        f"channel:  {message.channel} to {message.recipient or '-'} (locale {message.locale})",
+        f"due:      {due:%Y-%m-%d %H:%M} {message.timezone} ({due:%z})"
+        + (" — at once" if at_once else ""),
+        f"why:      {why}",
+    ]
+    if message.reason:
+        lines.append(f"status:   {message.status}: {message.reason}")
+    if message.subject is not None:
+        lines.append(f"subject:  {message.subject}")
+    if message.channel == "sms" and message.text:
+        encoding, segments = count_segments(message.text)
+        lines.append(f"segments: {segments} ({encoding})")
+    lines.append("text:")
+    lines.extend(f"  {line}" for line in (message.text or "").splitlines())
+    return "\n".join(lines)
