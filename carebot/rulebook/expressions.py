@@ -30,10 +30,16 @@ def sandbox(strict: bool = False) -> ImmutableSandboxedEnvironment:
     return env
 
 
+@lru_cache(maxsize=512)
+def _compiled_expression(source: str, strict: bool) -> Any:
+    # Compiling is the expensive part and rules change rarely: compile each condition once.
+    return sandbox(strict).compile_expression(source, undefined_to_none=False)
+
+
 def compile_condition(source: str, *, strict: bool = False) -> Callable[[Mapping[str, Any]], bool]:
     """Compile a condition; the result is called with the event context and returns a bool."""
     try:
-        expression = sandbox(strict).compile_expression(source, undefined_to_none=False)
+        expression = _compiled_expression(source, strict)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"condition {source!r}: {exc.message}") from exc
 
