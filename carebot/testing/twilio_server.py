@@ -86,6 +86,7 @@ class FakeTwilioServer:
         self.latency = latency
         self._lock = threading.Condition()
         self._requests: list[dict[str, str]] = []
+        self._accepted: list[dict[str, str]] = []
         self._script: deque[Reply] = deque()
         self._in_flight = 0
         self._max_in_flight = 0
@@ -162,6 +163,7 @@ class FakeTwilioServer:
         """Forget recorded requests and queued replies."""
         with self._lock:
             self._requests.clear()
+            self._accepted.clear()
             self._script.clear()
             self._max_in_flight = self._in_flight
 
@@ -173,6 +175,12 @@ class FakeTwilioServer:
         """
         with self._lock:
             return [dict(r) for r in self._requests]
+
+    @property
+    def accepted(self) -> list[dict[str, str]]:
+        """The requests answered 2xx (a message Twilio would send), in the order answered."""
+        with self._lock:
+            return [dict(r) for r in self._accepted]
 
     @property
     def max_concurrent(self) -> int:
@@ -201,6 +209,10 @@ class FakeTwilioServer:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._lock.notify_all()
             return self._script.popleft() if self._script else Reply()
+
+    def _answered(self, fields: dict[str, str]) -> None:
+        with self._lock:
+            self._accepted.append(fields)
 
     def _done(self) -> None:
         with self._lock:
@@ -284,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
                     headers,
                 )
                 return
+            # Twilio has the message once it answers, whether or not the caller reads the answer.
+            fake._answered(fields)
             self._json(reply.status, _message_resource(fake.account_sid, fields))
         finally:
             fake._done()

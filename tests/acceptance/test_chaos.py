@@ -1,0 +1,89 @@
+"""Chaos: shipments keep arriving while the daemon is SIGKILLed and the provider misbehaves.
+
+Promise under test: no shipment without its message, and no more duplicates than kills (only
+a message in flight at the instant of a kill can go out twice).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer, Reply
+
+from .conftest import shipped_event, wait_until
+
+SHIPMENTS = 150
+KILLS = 3
+
+
+def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_kill(
+    daemon_factory: Any, twilio_server: FakeTwilioServer
+) -> None:
+    rng = random.Random(20261123)
+    # Roughly one call in five fails: 500s and 429s with a short Retry-After.
+    twilio_server.script(
+        rng.choice(
+            [Reply(), Reply(), Reply(), Reply(status=500), Reply(status=429, retry_after=0.2)]
+        )
+        for _ in range(SHIPMENTS * 2)
+    )
+    daemon = daemon_factory(
+        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
+        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
+        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
+        CAREBOT_TWILIO__TIMEOUT_SECONDS="1",
+        CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="2",
+        CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
+        CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+        CAREBOT_DISPATCH__BACKOFF_BASE_SECONDS="0.2",
+        CAREBOT_DISPATCH__BACKOFF_MAX_SECONDS="1",
+        CAREBOT_DISPATCH__MAX_ATTEMPTS="20",
+        CAREBOT_CAPS__SMS_PER_DAY="100",
+    )
+    daemon.start()
+    phones = [f"+861390{n:07d}" for n in range(SHIPMENTS)]
+    posted = threading.Event()
+
+    def post_all() -> None:
+        # Like a platform: a webhook that found no server is delivered again until accepted.
+        for n, phone in enumerate(phones):
+            while True:
+                try:
+                    if daemon.post(shipped_event(7000 + n, phone=phone)).status_code in (200, 202):
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        posted.set()
+
+    poster = threading.Thread(target=post_all)
+    poster.start()
+    kills = 0
+    while kills < KILLS:
+        time.sleep(rng.uniform(0.8, 1.6))
+        daemon.kill()
+        kills += 1
+        daemon.start()
+    poster.join(timeout=120)
+    assert posted.is_set(), "the webhooks were not all accepted"
+
+    def all_sent() -> bool:
+        return daemon.query("select count(*) from notifications where status = 'sent'") == [
+            (SHIPMENTS,)
+        ]
+
+    assert wait_until(all_sent, timeout=90), daemon.query(
+        "select status, count(*) from notifications group by status"
+    )
+    accepted = Counter(r["To"] for r in twilio_server.accepted)
+    assert set(accepted) == set(phones), "a shipment went without its message"
+    duplicates = sum(count - 1 for count in accepted.values())
+    assert duplicates <= kills, f"{duplicates} duplicates after {kills} kills"
+    assert len(twilio_server.requests) > len(twilio_server.accepted), "no provider errors happened"
