@@ -1,0 +1,150 @@
+"""Provider protection: a token-bucket rate limit and a circuit breaker around a channel.
+
+The rate limit keeps carebot inside a provider's allowance (Twilio's messages per second, an
+SMTP server's patience) by making sends wait for a token. The circuit breaker stops calling a
+provider that keeps failing: while open, a send fails at once as retryable, so the dispatcher
+reschedules it with backoff instead of holding a provider slot, and the other channel keeps
+flowing. Both take time from a monotonic function that tests can replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from carebot.channels.base import Channel, OutboundMessage, SendReceipt
+from carebot.exceptions import ChannelError
+
+__all__ = ["CircuitBreaker", "GuardedChannel", "TokenBucket"]
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; ``acquire`` waits for one."""
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._monotonic = monotonic
+        self._tokens = self.burst
+        self._updated = monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def wait_time(self) -> float:
+        """Seconds until a token is free (0 when one is free now); takes nothing."""
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served
+            while (wait := self.wait_time()) > 0:
+                await asyncio.sleep(wait)
+            self._tokens -= 1
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive retryable failures, for ``cooldown`` seconds.
+
+    After the cool-down one trial call goes through (half-open): success closes the circuit,
+    failure opens it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 5,
+        cooldown: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._monotonic = monotonic
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if self._monotonic() - self._opened_at >= self.cooldown:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half-open" and not self._trial_running:
+            self._trial_running = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._trial_running = False
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        self._trial_running = False
+        if self._opened_at is not None or self._failures >= self.threshold:
+            self._opened_at = self._monotonic()
+
+
+class GuardedChannel(Channel):
+    """A channel behind an optional rate limit and a circuit breaker."""
+
+    def __init__(
+        self,
+        inner: Channel,
+        *,
+        bucket: TokenBucket | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.name = inner.name
+        self.bucket = bucket
+        self.breaker = breaker
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            raise ChannelError(
+                f"{self.name} is failing; not calling it for up to {breaker.cooldown:.0f} s",
+                retryable=True,
+                code="circuit_open",
+                retry_after=breaker.cooldown,
+            )
+        if self.bucket is not None:
+            await self.bucket.acquire()
+        try:
+            receipt = await self.inner.send(message)
+        except ChannelError as exc:
+            if breaker is not None:
+                # Only provider trouble trips the breaker; a bad number is the message's fault.
+                if exc.retryable:
+                    breaker.record_failure()
+                else:
+                    breaker.record_success()
+            raise
+        if breaker is not None:
+            breaker.record_success()
+        return receipt
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,90 @@
+"""Rate limits and circuit breakers around channels, on a fake monotonic clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from carebot.channels import ChannelKind, MemoryChannel, OutboundMessage
+from carebot.channels.guards import CircuitBreaker, GuardedChannel, TokenBucket
+from carebot.exceptions import ChannelError
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _message(n: int = 1) -> OutboundMessage:
+    return OutboundMessage(notification_id=n, kind=ChannelKind.SMS, to="+8613800138000", body="hi")
+
+
+def test_a_bucket_allows_its_burst_then_one_token_per_interval() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(rate=2, burst=2, monotonic=clock)
+    assert bucket.wait_time() == 0
+    bucket._tokens -= 2  # two sends now
+    assert bucket.wait_time() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert bucket.wait_time() == 0
+
+
+async def test_acquire_spaces_sends_at_the_configured_rate() -> None:
+    bucket = TokenBucket(rate=50, burst=1)
+    started = asyncio.get_running_loop().time()
+    for _ in range(6):
+        await bucket.acquire()
+    # One at once, then five more at 50 per second: about 0.1 s.
+    assert asyncio.get_running_loop().time() - started >= 0.09
+
+
+def test_the_breaker_opens_after_consecutive_failures_and_tries_once_after_cooldown() -> None:
+    clock = FakeTime()
+    breaker = CircuitBreaker(threshold=3, cooldown=10, monotonic=clock)
+    for _ in range(2):
+        breaker.record_failure()
+    assert breaker.state == "closed" and breaker.allow()
+    breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allow()
+    clock.now += 10
+    assert breaker.state == "half-open"
+    assert breaker.allow() and not breaker.allow()  # exactly one trial
+    breaker.record_failure()
+    assert breaker.state == "open"
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed" and breaker.allow()
+
+
+async def test_an_open_circuit_fails_fast_as_retryable_without_calling_the_provider() -> None:
+    clock = FakeTime()
+    inner = MemoryChannel(kind=ChannelKind.SMS)
+    guarded = GuardedChannel(
+        inner, breaker=CircuitBreaker(threshold=2, cooldown=30, monotonic=clock)
+    )
+    inner.fail_next(ChannelError("503", retryable=True), times=2)
+    for n in range(2):
+        with pytest.raises(ChannelError):
+            await guarded.send(_message(n))
+    with pytest.raises(ChannelError) as raised:
+        await guarded.send(_message(3))
+    assert raised.value.retryable and raised.value.code == "circuit_open"
+    assert len(inner.attempts) == 2  # the third never reached the provider
+    clock.now += 30
+    receipt = await guarded.send(_message(4))
+    assert receipt.provider_id and guarded.breaker is not None
+    assert guarded.breaker.state == "closed"
+
+
+async def test_a_permanent_error_does_not_trip_the_breaker() -> None:
+    inner = MemoryChannel(kind=ChannelKind.SMS)
+    guarded = GuardedChannel(inner, breaker=CircuitBreaker(threshold=1, cooldown=30))
+    inner.fail_next(ChannelError("21211 invalid number", retryable=False, code="21211"))
+    with pytest.raises(ChannelError):
+        await guarded.send(_message())
+    assert guarded.breaker is not None and guarded.breaker.state == "closed"
