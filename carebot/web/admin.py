@@ -18,12 +18,14 @@ from starlette.responses import JSONResponse, Response
 from carebot.contacts import normalize_phone, valid_email
 from carebot.masking import mask_recipient
 from carebot.runtime import Runtime
-from carebot.store import consent
+from carebot.store import admin, consent
 from carebot.web._body import read_body
 
-__all__ = ["consents"]
+__all__ = ["cancel", "consents", "notifications", "resend"]
 
 logger = logging.getLogger(__name__)
+
+PAST = {"cancel": "cancelled", "resend": "resent"}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -101,3 +103,63 @@ async def consents(request: Request) -> Response:
         },
     )
     return JSONResponse({"channel": channel, "address": address, "opted_out": opted_out})
+
+
+async def notifications(request: Request) -> Response:
+    """``GET /api/notifications?order_id=…&customer_id=…``: what was and will be sent."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    order_id = request.query_params.get("order_id")
+    customer_id = request.query_params.get("customer_id")
+    if not order_id and not customer_id:
+        return _bad("give order_id or customer_id")
+    runtime = _runtime(request)
+
+    def load() -> list[dict[str, Any]]:
+        with runtime.db.transaction() as session:
+            return admin.list_notifications(session, order_id=order_id, customer_id=customer_id)
+
+    return JSONResponse({"notifications": await run_in_threadpool(load)})
+
+
+async def _act(request: Request, action: str) -> Response:
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    runtime = _runtime(request)
+    try:
+        notification_id = int(request.path_params["notification_id"])
+    except ValueError:
+        return _bad("notification id must be a number")
+    change = admin.cancel_notification if action == "cancel" else admin.resend_notification
+
+    def apply() -> admin.Outcome:
+        with runtime.db.transaction() as session:
+            return change(
+                session, notification_id=notification_id, who="admin-api", now=runtime.clock.now()
+            )
+
+    outcome = await run_in_threadpool(apply)
+    if outcome is admin.Outcome.NOT_FOUND:
+        return JSONResponse({"error": "no such notification"}, status_code=404)
+    if outcome is admin.Outcome.CONFLICT:
+        allowed = "pending" if action == "cancel" else "failed, expired or undelivered"
+        return JSONResponse(
+            {"error": f"only {allowed} notifications can be {PAST[action]}"}, status_code=409
+        )
+    logger.info(
+        "notification changed by admin",
+        extra={"action": f"admin_{action}", "notification_id": notification_id},
+    )
+    return JSONResponse({"id": notification_id, "action": action, "result": "done"})
+
+
+async def cancel(request: Request) -> Response:
+    """``POST /api/notifications/{id}/cancel``: cancel a pending notification."""
+    return await _act(request, "cancel")
+
+
+async def resend(request: Request) -> Response:
+    """``POST /api/notifications/{id}/resend``: send a failed one again, now."""
+    return await _act(request, "resend")

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from carebot import __version__
 from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
-from carebot.web.admin import consents
+from carebot.web.admin import cancel, consents, notifications, resend
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
 from carebot.web.unsubscribe import unsubscribe_confirm, unsubscribe_page
@@ -75,6 +75,9 @@ def create_app(
             Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe_confirm, methods=["POST"]),
             Route("/api/consents", consents, methods=["POST"]),
+            Route("/api/notifications", notifications, methods=["GET"]),
+            Route("/api/notifications/{notification_id}/cancel", cancel, methods=["POST"]),
+            Route("/api/notifications/{notification_id}/resend", resend, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
