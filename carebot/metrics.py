@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from carebot.channels.base import Channel, OutboundMessage, SendReceipt
 from carebot.clock import Clock
 from carebot.exceptions import ChannelError
-from carebot.notifications import NotificationStatus
 from carebot.store.database import Database
 from carebot.store.models import NotificationRow
+from carebot.store.schedule import IS_SCHEDULED
 
 __all__ = ["MeteredChannel", "Metrics", "MetricsMiddleware"]
 
@@ -48,7 +48,6 @@ class _ScheduleCollector(Collector):
             "carebot_dispatch_lag_seconds", "How long the oldest due notification has waited."
         )
         now = self.clock.now()
-        scheduled = NotificationRow.status == str(NotificationStatus.SCHEDULED)
         with self.db.transaction() as session:
             rows = session.execute(
                 select(
@@ -60,7 +59,7 @@ class _ScheduleCollector(Collector):
             ).all()
             due = session.execute(
                 select(func.count(), func.min(NotificationRow.due_at)).where(
-                    scheduled, NotificationRow.due_at <= now
+                    IS_SCHEDULED, NotificationRow.due_at <= now
                 )
             ).one()
         for status, rule, channel, count in rows:

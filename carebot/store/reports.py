@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
 from carebot.store.models import NotificationRow
+from carebot.store.schedule import IS_SCHEDULED
 
 __all__ = ["StatusSummary", "status_summary"]
 
@@ -51,7 +52,7 @@ def status_summary(session: Session, *, now: datetime) -> StatusSummary:
     for rule_id, status, count in rows:
         by_status[status] = by_status.get(status, 0) + count
         by_rule.setdefault(rule_id, {})[status] = count
-    scheduled = NotificationRow.status == str(S.SCHEDULED)
+    scheduled = IS_SCHEDULED
     next_due = session.scalar(
         select(func.min(NotificationRow.due_at)).where(scheduled, NotificationRow.due_at > now)
     )

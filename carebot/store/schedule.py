@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
 from carebot.store._upsert import insert_ignore
 from carebot.store.models import NotificationRow
+from carebot.store.types import UTCDateTime
 
 __all__ = [
     "ReapReport",
@@ -38,6 +39,9 @@ __all__ = [
     "settle_from_provider",
 ]
 
+# A literal, not a bound parameter: only a literal lets SQLite's and PostgreSQL's planners match
+# the query to the partial index on scheduled rows (a parameter could be any status).
+IS_SCHEDULED = NotificationRow.status == literal_column("'scheduled'")
 _PENDING = (S.SCHEDULED, S.CLAIMED)
 
 
@@ -72,6 +76,7 @@ def insert_planned(
                 max_attempts=item.max_attempts,
                 transactional=item.transactional,
                 in_doubt=item.in_doubt,
+                audience=item.audience,
                 created_at=now,
                 updated_at=now,
             )
@@ -90,15 +95,19 @@ def cancel_pending(
     shipment_id: str | None,
     reason: str,
     now: datetime,
+    customer_only: bool = False,
 ) -> int:
     """Cancel pending rows of an order (of the given rules; all when ``rule_ids`` is None).
 
-    When the cancelling event is about one shipment, rows about other shipments stay.
+    When the cancelling event is about one shipment, rows about other shipments stay;
+    ``customer_only`` leaves alerts to the merchant alone.
     """
     conditions: list[Any] = [
         NotificationRow.order_id == order_id,
         NotificationRow.status.in_([str(s) for s in _PENDING]),
     ]
+    if customer_only:
+        conditions.append(NotificationRow.audience == "customer")
     if rule_ids is not None:
         conditions.append(NotificationRow.rule_id.in_(list(rule_ids)))
     if shipment_id is not None:
@@ -128,17 +137,38 @@ def cancel_rules(session: Session, *, rule_ids: Iterable[str], reason: str, now:
     return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
 
 
+def due_candidates(*, dialect: str, now: datetime, limit: int) -> Any:
+    """The ids of the oldest due scheduled rows, read through the partial due-time index."""
+    if dialect == "sqlite":
+        # SQLite keeps no statistics unless analysed and then prefers the status index and
+        # sorts every pending row (23x slower at 200,000 pending); SQLAlchemy has no SQLite
+        # index hints, so the hint is spelled out here.
+        return (
+            text(
+                "SELECT id FROM notifications INDEXED BY ix_notifications_due_pending "
+                "WHERE status = 'scheduled' AND due_at <= :now ORDER BY due_at, id LIMIT :limit"
+            )
+            .bindparams(
+                bindparam("now", value=now, type_=UTCDateTime()),
+                bindparam("limit", value=limit),
+            )
+            .columns(NotificationRow.id)
+        )
+    return (
+        select(NotificationRow.id)
+        .where(IS_SCHEDULED, NotificationRow.due_at <= now)
+        .order_by(NotificationRow.due_at, NotificationRow.id)
+        .limit(limit)
+    )
+
+
 def claim_due(
     session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta
 ) -> list[NotificationRow]:
     """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
-    candidates = (
-        select(NotificationRow.id)
-        .where(NotificationRow.status == str(S.SCHEDULED), NotificationRow.due_at <= now)
-        .order_by(NotificationRow.due_at, NotificationRow.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    candidates = due_candidates(dialect=dialect, now=now, limit=limit)
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     statement = (
         update(NotificationRow)
@@ -346,9 +376,15 @@ def settle_from_provider(
 
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest scheduled row falls due."""
-    return session.scalar(
-        select(func.min(NotificationRow.due_at)).where(NotificationRow.status == str(S.SCHEDULED))
-    )
+    if session.get_bind().dialect.name == "sqlite":
+        # As in due_candidates: read the first entry of the due-time index, sort nothing.
+        first = text(
+            "SELECT due_at FROM notifications INDEXED BY ix_notifications_due_pending "
+            "WHERE status = 'scheduled' ORDER BY due_at LIMIT 1"
+        ).columns(NotificationRow.due_at)
+        due: datetime | None = session.scalar(first)
+        return due
+    return session.scalar(select(func.min(NotificationRow.due_at)).where(IS_SCHEDULED))
 
 
 # Statuses that count against a frequency cap: what went out, or is going out right now.
@@ -384,7 +420,7 @@ def merge_target(
         select(NotificationRow)
         .where(
             NotificationRow.id != row.id,
-            NotificationRow.status == str(S.SCHEDULED),
+            IS_SCHEDULED,
             NotificationRow.rule_id == row.rule_id,
             NotificationRow.template == row.template,
             NotificationRow.channel == row.channel,
@@ -416,7 +452,7 @@ def absorb(
         update(NotificationRow)
         .where(
             NotificationRow.id == survivor_id,
-            NotificationRow.status == str(S.SCHEDULED),
+            IS_SCHEDULED,
             NotificationRow.updated_at == survivor_version,
         )
         .values(context=context, not_after=not_after, updated_at=now)

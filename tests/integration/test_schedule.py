@@ -227,3 +227,15 @@ def test_insert_planned_returns_only_the_new_rows_of_a_batch(db: Database) -> No
             session, [planned("a", due_at=NOW), planned("b", due_at=NOW)], now=NOW
         )
     assert [p.dedupe_key for p in inserted] == ["b"]
+
+
+def test_the_claim_query_reads_the_partial_index_of_scheduled_rows(tmp_path: Path) -> None:
+    """Without it SQLite sorted every pending row: 23x slower at 200,000 pending than at 10,000."""
+    db = migrated_database(tmp_path / "carebot.db")
+    query = schedule.due_candidates(dialect="sqlite", now=NOW, limit=100)
+    with db.engine.connect() as connection:
+        compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
+        plan = " ".join(
+            str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+        )
+    assert "ix_notifications_due_pending" in plan and "TEMP B-TREE" not in plan, plan
