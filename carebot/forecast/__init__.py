@@ -1,0 +1,1 @@
+"""Forecasts from the delivered history: transit times, run-out dates, restock moments."""
