@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -241,6 +241,50 @@ def _status_table(summary: StatusSummary, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def cmd_report_feedback(args: argparse.Namespace) -> int:
+    from carebot.simulate import parse_until
+    from carebot.store.database import Database
+    from carebot.store.feedback import feedback_report
+
+    settings = _settings(args)
+    since = parse_until(args.since, flag="--since") if args.since else None
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        report = feedback_report(session, since=since)
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        print(_feedback_table(report.as_json()))
+    return 0
+
+
+def _feedback_table(data: dict[str, Any]) -> str:
+    """Scores, categories and products as plain text; the most complained-about product first."""
+    if not data["replies"]:
+        return "no feedback yet"
+    average = data["average_score"]
+    lines = [
+        f"replies: {data['replies']}  average score: {average if average is not None else '-'}",
+        "scores:   " + "  ".join(f"{s}: {n}" for s, n in data["by_score"].items()),
+        "",
+        "by category:",
+    ]
+    for category, count in sorted(data["by_category"].items(), key=lambda i: (-i[1], i[0])):
+        lines.append(f"  {count:>5}  {category}")
+    lines += ["", "by product (most complaints first):"]
+    for product in data["by_product"]:
+        name = product["sku"] or "-"
+        title = f" {product['title']}" if product["title"] else ""
+        score = product["average_score"]
+        categories = ", ".join(f"{c} {n}" for c, n in sorted(product["by_category"].items()))
+        lines.append(
+            f"  {name}{title}: {product['replies']} repl{'y' if product['replies'] == 1 else 'ies'}"
+            f", average {score if score is not None else '-'}, {product['low_scores']} low"
+            f" (1-2); {categories}"
+        )
+    return "\n".join(lines)
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     from standardwebhooks.webhooks import Webhook
 
@@ -296,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="counts by status and rule, next due")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    report = commands.add_parser("report", help="reports on what customers told you")
+    reports = report.add_subparsers(dest="report", required=True)
+    feedback = reports.add_parser(
+        "feedback", help="scores and complaints by category and by product"
+    )
+    feedback.add_argument("--since", help="only replies received since (ISO 8601 with offset)")
+    feedback.add_argument("--json", action="store_true", help="one JSON object")
+    feedback.set_defaults(handler=cmd_report_feedback)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)

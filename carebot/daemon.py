@@ -1,7 +1,8 @@
 """The daemon: the HTTP server and the periodic jobs on one event loop, stopped gracefully.
 
 APScheduler runs only fixed periodic jobs (dispatch tick, lease reaper, rules hot reload, WAL
-checkpoint); the schedule of messages lives in the database, never in the job store.
+checkpoint, one job per watcher); the schedule of messages lives in the database, never in the
+job store.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 
 from carebot.reload import RulesReloader
 from carebot.runtime import Runtime
+from carebot.watchers import Watcher
 from carebot.web.app import create_app
 
 __all__ = ["Daemon"]
@@ -82,6 +84,27 @@ class Daemon:
         # Reading and rendering the rules is blocking work: keep it off the event loop.
         await asyncio.to_thread(self.reloader.poll)
 
+    async def watch_tick(self, watcher: Watcher) -> None:
+        """Run one scan and ingest what it found; database work stays off the event loop."""
+        await asyncio.to_thread(self._watch, watcher)
+
+    def _watch(self, watcher: Watcher) -> None:
+        try:
+            events = watcher.scan(now=self.runtime.clock.now())
+            for event in events:
+                self.runtime.pipeline.ingest(event, source=watcher.source)
+        except Exception:
+            # One bad scan must not stop the job: the next tick tries again.
+            logger.exception(
+                "watcher failed", extra={"action": "watcher_failed", "watcher": watcher.name}
+            )
+            return
+        if events:
+            logger.info(
+                "watcher found events",
+                extra={"action": "watcher_scan", "watcher": watcher.name, "events": len(events)},
+            )
+
     async def checkpoint_tick(self) -> None:
         await asyncio.to_thread(self.runtime.db.checkpoint)
 
@@ -107,6 +130,15 @@ class Daemon:
         self.scheduler.add_job(
             self.reload_tick, "interval", seconds=RELOAD_SECONDS, id="rules_reload", **common
         )
+        for watcher in self.runtime.watchers:
+            self.scheduler.add_job(
+                self.watch_tick,
+                "interval",
+                args=[watcher],
+                seconds=watcher.interval.total_seconds(),
+                id=f"watcher:{watcher.name}",
+                **common,
+            )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
                 self.checkpoint_tick, "interval", minutes=5, id="wal_checkpoint", **common

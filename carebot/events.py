@@ -44,6 +44,8 @@ class EventType(enum.StrEnum):
     CUSTOMER_UPDATED = "customer.updated"
     MESSAGE_RECEIVED = "message.received"
     DISRUPTION_DECLARED = "disruption.declared"
+    # derived by the pipeline: a reply matched to a feedback request, scored and classified
+    FEEDBACK_RECEIVED = "feedback.received"
     # derived by watchers
     SHIPMENT_STALLED = "shipment.stalled"
     SHIPMENT_LATE = "shipment.late"
@@ -60,6 +62,7 @@ DERIVED_EVENT_TYPES: frozenset[str] = frozenset(
         EventType.DISRUPTION_SHIPMENT_AT_RISK,
         EventType.DISRUPTION_STOCK_UP,
         EventType.RESTOCK_DUE,
+        EventType.FEEDBACK_RECEIVED,
     }
 )
 
@@ -144,6 +147,8 @@ class Event(_Model):
     customer: Customer | None = None
     message: InboundMessage | None = None
     disruption: dict[str, Any] | None = None
+    # For ``feedback.received``: score, category, text, the shipment history (see feedback.py).
+    feedback: dict[str, Any] | None = None
 
     @property
     def order_id(self) -> str | None:

@@ -58,6 +58,8 @@ class PlannedNotification:
     reason: str | None = None
     # The other channel's address, when the rule lets dispatch fall back to it.
     fallback_recipient: str | None = None
+    # ``merchant`` for alerts to the shop (see ``rulebook.schema.Audience``).
+    audience: str = "customer"
     why: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,9 @@
-"""Ingest: one canonical event in, stored, merged and planned in a single transaction."""
+"""Ingest: one canonical event in, stored, merged and planned in a single transaction.
+
+The pipeline also derives events of its own in that transaction: ``order.delivered`` when the
+last shipment of an order is delivered, and ``feedback.received`` when a message answers a
+feedback request (see ``carebot.feedback``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from carebot.clock import Clock
 from carebot.events import Event, EventType, Order
+from carebot.feedback import capture_reply
 from carebot.notifications import NotificationStatus
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
@@ -93,6 +99,14 @@ class Pipeline:
                     scheduled += 1
                     if earliest is None or item.due_at < earliest:
                         earliest = item.due_at
+                if current.type == EventType.MESSAGE_RECEIVED:
+                    # A reply to a feedback request becomes feedback.received, for the rules
+                    # that alert the merchant and acknowledge the customer.
+                    reply = capture_reply(session, current, rulebook=rules)
+                    if reply is not None and entities.record_event(
+                        session, reply, source=DERIVED_SOURCE, received_at=now
+                    ):
+                        pending.append((reply, DERIVED_SOURCE))
                 if merged.order_now_delivered and merged.order_id:
                     derived = Event(
                         id=f"{merged.order_id}:order.delivered",
@@ -135,6 +149,7 @@ class Pipeline:
                 shipment_id=c.shipment_id,
                 reason=c.reason,
                 now=now,
+                customer_only=c.customer_only,
             )
             for c in plan.cancellations
         )

@@ -14,11 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carebot.contacts import normalize_phone, valid_email, zone_for
-from carebot.events import Event
+from carebot.events import Event, EventType
 from carebot.exceptions import ExpressionError
 from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.rulebook.expressions import compile_condition, render_value
-from carebot.rulebook.schema import ChannelChoice, DedupeScope, Rule, Rulebook
+from carebot.rulebook.schema import Audience, ChannelChoice, DedupeScope, Rule, Rulebook
 from carebot.rulebook.windows import DailyWindow, next_allowed, parse_duration, parse_window
 from carebot.store.entities import Facts
 
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 # Care messages are about this order's life; a longer delay is a mistake, not a plan.
 MAX_DELAY = timedelta(days=3660)
 
+
+# After these, an order gets nothing more: every pending customer message of it is cancelled.
+ORDER_ENDING_EVENTS = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})
+_ENDED_ORDER_STATUSES = frozenset({"cancelled", "refunded"})
 
 # (channel, address) -> True when that address opted out of that channel.
 OptOutCheck = Callable[[str, str], bool]
@@ -47,6 +51,8 @@ class PlanningPolicy:
     quiet_hours: str | None = "21:00-09:00"
     max_attempts: int = 6
     shop_name: str = "carebot"
+    # Where rules with ``audience: merchant`` write (CAREBOT_ALERTS__EMAIL).
+    alerts_email: str | None = None
 
     @property
     def send_window(self) -> DailyWindow | None:
@@ -60,8 +66,10 @@ class PlanningPolicy:
 class Cancellation:
     order_id: str
     shipment_id: str | None
-    rule_ids: tuple[str, ...]
+    # None: every rule's pending rows (an order that ended).
+    rule_ids: tuple[str, ...] | None
     reason: str
+    customer_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ def build_context(
         context["message"] = event.message.model_dump(mode="json", by_alias=True)
     if event.disruption is not None:
         context["disruption"] = dict(event.disruption)
+    if event.feedback is not None:
+        context["feedback"] = dict(event.feedback)
     return context
 
 
@@ -130,7 +140,19 @@ class Planner:
         order_id = (facts.order or {}).get("id") or event.order_id
         shipment_id = (facts.shipment or {}).get("id")
         cancelling = rulebook.rules_cancelled_by(str(event.type))
-        if cancelling and order_id:
+        ended = (facts.order or {}).get("status") in _ENDED_ORDER_STATUSES
+        if event.type in ORDER_ENDING_EVENTS and order_id:
+            # Whatever the rules' cancel_on say, a cancelled or refunded order gets nothing more.
+            plan.cancellations.append(
+                Cancellation(
+                    order_id=order_id,
+                    shipment_id=None,
+                    rule_ids=None,
+                    reason=f"order {str(event.type).split('.')[1]}: {event.type} ({event.id})",
+                    customer_only=True,
+                )
+            )
+        elif cancelling and order_id:
             plan.cancellations.append(
                 Cancellation(
                     order_id=order_id,
@@ -140,6 +162,14 @@ class Planner:
                 )
             )
         for rule in rulebook.rules_on(str(event.type)):
+            if (
+                ended
+                and event.type not in ORDER_ENDING_EVENTS
+                and rule.audience == Audience.CUSTOMER
+            ):
+                # A late scan or a watcher's finding about a cancelled order is not news to
+                # tell its customer; a rule on the cancellation itself (a refund notice) is.
+                continue
             try:
                 plan.notifications.extend(
                     self._plan_rule(
@@ -173,6 +203,8 @@ class Planner:
     ) -> list[PlannedNotification]:
         if rule.when and not compile_condition(rule.when)(context):
             return []
+        if rule.audience == Audience.MERCHANT:
+            return [self._plan_alert(rule, event, facts, context, now=now, source=source)]
         customer = facts.customer or {}
         address = facts.shipping_address or {}
         phone = normalize_phone(customer.get("phone"), address.get("country"))
@@ -227,6 +259,49 @@ class Planner:
                 )
             )
         return planned
+
+    def _plan_alert(
+        self,
+        rule: Rule,
+        event: Event,
+        facts: Facts,
+        context: dict[str, Any],
+        *,
+        now: datetime,
+        source: str,
+    ) -> PlannedNotification:
+        """An alert to the shop: due at once (after the rule's delay), in the shop's own zone."""
+        due = max(event.occurred_at.astimezone(UTC), now)
+        why: list[str] = ["merchant alert: quiet hours and caps do not apply"]
+        if rule.delay:
+            delay = self._delay(rule, context)
+            due = max(event.occurred_at.astimezone(UTC) + delay, now)
+            why.append(f"delay {rule.delay.strip()} = {delay}")
+        address = self.policy.alerts_email if valid_email(self.policy.alerts_email) else None
+        return PlannedNotification(
+            dedupe_key=self._dedupe_key(rule, event, facts, "email", source),
+            rule_id=rule.id,
+            channel="email",
+            recipient=address,
+            template=rule.send.template,
+            locale=self.policy.default_locale,
+            timezone=self.policy.default_timezone,
+            window=None,
+            due_at=due,
+            not_after=due + rule.expiry,
+            context=context,
+            order_id=(facts.order or {}).get("id") or event.order_id,
+            customer_id=(facts.customer or {}).get("id"),
+            shipment_id=(facts.shipment or {}).get("id"),
+            event_id=event.id,
+            max_attempts=rule.max_attempts or self.policy.max_attempts,
+            transactional=True,
+            in_doubt=str(rule.in_doubt),
+            status=NotificationStatus.SCHEDULED if address else NotificationStatus.FAILED,
+            reason=None if address else "no alerts address: set CAREBOT_ALERTS__EMAIL",
+            audience=str(Audience.MERCHANT),
+            why=why,
+        )
 
     @staticmethod
     def _delay(rule: Rule, context: dict[str, Any]) -> timedelta:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.clock import Clock, SystemClock
@@ -22,6 +22,7 @@ from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
 from carebot.store import meta
 from carebot.store.database import Database
+from carebot.watchers import Watcher, build_watchers
 
 __all__ = ["Runtime", "build_runtime", "new_webhook_secret", "webhook_secret"]
 
@@ -54,6 +55,7 @@ class Runtime:
     channels: Mapping[ChannelKind, Channel]
     dispatcher: Dispatcher
     metrics: Metrics
+    watchers: list[Watcher] = field(default_factory=list)
 
     def webhook_secret(self) -> str:
         return webhook_secret(self.settings, self.db)
@@ -71,6 +73,7 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
         quiet_hours=settings.quiet_hours,
         max_attempts=settings.dispatch.max_attempts,
         shop_name=settings.shop_name,
+        alerts_email=settings.alerts.email,
     )
 
 
@@ -119,4 +122,5 @@ def build_runtime(
         channels=channels,
         dispatcher=dispatcher,
         metrics=metrics,
+        watchers=build_watchers(settings=settings, db=db, rules=rules),
     )

@@ -19,6 +19,7 @@ __all__ = [
     "Settings",
     "SmtpSettings",
     "TwilioSettings",
+    "WatcherSettings",
     "WebhookSettings",
     "load_settings",
 ]
@@ -87,6 +88,25 @@ class CapSettings(BaseModel):
     email_per_day: int = Field(default=5, ge=1)
 
 
+class WatcherSettings(BaseModel):
+    """The periodic scans for shipments in trouble."""
+
+    # No carrier scan for this long and the parcel is stalled.
+    stall_after_hours: float = Field(default=48.0, gt=0)
+    # Per-carrier overrides by carrier name (any case, spaces ignored): {"SF Express": 24}.
+    carrier_stall_hours: dict[str, float] = Field(default_factory=dict)
+    # How often each watcher scans (the daemon's interval job, simulate's virtual tick).
+    interval_minutes: float = Field(default=10.0, gt=0)
+
+    @field_validator("carrier_stall_hours")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, hours in value.items() if hours <= 0]
+        if bad:
+            raise ValueError(f"stall hours must be positive (carriers: {', '.join(bad)})")
+        return value
+
+
 class AlertSettings(BaseModel):
     email: str | None = None
 
@@ -117,6 +137,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    watchers: WatcherSettings = Field(default_factory=WatcherSettings)
     caps: CapSettings = Field(default_factory=CapSettings)
 
     @field_validator("default_timezone")

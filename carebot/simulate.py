@@ -27,6 +27,7 @@ from carebot.settings import Settings
 from carebot.store import schedule
 from carebot.store.database import Database
 from carebot.store.models import NotificationRow
+from carebot.watchers import Watcher
 
 __all__ = ["SimulationRecord", "format_timeline", "read_events", "simulate"]
 
@@ -35,6 +36,9 @@ Progress = Callable[[int, int], None]
 
 # Without --until the replay runs until nothing is pending, but never past this horizon.
 HORIZON = timedelta(days=400)
+# Watchers keep scanning this long after the last event (or up to --until): long enough for a
+# parcel to stall or run late, short enough that a 400-day horizon is not 57,600 scans.
+WATCH_HORIZON = timedelta(days=30)
 _PENDING = {S.SCHEDULED, S.CLAIMED, S.SENDING}
 # How much of a message's first line the readable timeline shows.
 FIRST_LINE_CHARS = 80
@@ -83,20 +87,78 @@ def read_events(path: Path) -> list[Event]:
 
 
 class _Replay:
+    """Virtual time: the dispatcher at every due instant, each watcher at its interval.
+
+    Watcher ticks fall on ``start + k * interval`` as in the daemon. A watcher that says it
+    would find nothing before some instant (``Watcher.idle_until``) skips the ticks before it,
+    until the store changes: every ingest wakes every watcher for its next tick.
+    """
+
     def __init__(self, runtime: Runtime, clock: VirtualClock) -> None:
         self.runtime = runtime
         self.clock = clock
+        self.start = clock.now()
+        self.ticks: dict[int, datetime | None] = {
+            id(w): self.start + w.interval for w in runtime.watchers
+        }
+        # Watchers stop ticking past this instant (see ``WATCH_HORIZON``).
+        self.watch_until: datetime | None = None
+
+    def _aligned(self, watcher: Watcher, instant: datetime) -> datetime:
+        """The first tick of ``watcher`` at or after ``instant``."""
+        steps = -((self.start - instant) // watcher.interval)  # ceiling division
+        return self.start + max(steps, 1) * watcher.interval
+
+    def ingest(self, event: Event, *, source: str = "carebot") -> None:
+        """Ingest through the real pipeline; the store changed, so every watcher wakes."""
+        self.runtime.pipeline.ingest(event, source=source)
+        after = self.clock.now() + timedelta(microseconds=1)
+        for watcher in self.runtime.watchers:
+            tick = self._aligned(watcher, after)
+            current = self.ticks[id(watcher)]
+            if current is None or tick < current:
+                self.ticks[id(watcher)] = tick
+
+    def _next_tick(self) -> tuple[datetime, Watcher] | None:
+        pending = [
+            (tick, n, w)
+            for n, w in enumerate(self.runtime.watchers)
+            if (tick := self.ticks[id(w)]) is not None
+            and (self.watch_until is None or tick <= self.watch_until)
+        ]
+        if not pending:
+            return None
+        at, _, watcher = min(pending, key=lambda p: (p[0], p[1]))
+        return at, watcher
+
+    async def _tick(self, at: datetime, watcher: Watcher) -> None:
+        if at > self.clock.now():
+            self.clock.set(at)
+        now = self.clock.now()
+        events = watcher.scan(now=now)
+        idle = watcher.idle_until(now=now)
+        self.ticks[id(watcher)] = (
+            None if idle is None else self._aligned(watcher, max(idle, at + watcher.interval))
+        )
+        for event in events:
+            self.ingest(event, source=watcher.source)
 
     async def run_until(self, instant: datetime) -> None:
-        """Send everything that falls due up to ``instant``, in due order."""
+        """Send what falls due and run the watchers' ticks up to ``instant``, in time order."""
         while True:
             with self.runtime.db.transaction() as session:
                 due = schedule.next_due_at(session)
-            if due is None or due > instant:
+            tick = self._next_tick()
+            # A message due at the same instant as a tick goes first, as in the daemon, where
+            # the 1 s dispatch tick runs long before a watcher's next interval.
+            if due is not None and due <= instant and (tick is None or due <= tick[0]):
+                if due > self.clock.now():
+                    self.clock.set(due)
+                await self.runtime.dispatcher.run_once()
+                continue
+            if tick is None or tick[0] > instant:
                 break
-            if due > self.clock.now():
-                self.clock.set(due)
-            await self.runtime.dispatcher.run_once()
+            await self._tick(*tick)
         if instant > self.clock.now():
             self.clock.set(instant)
 
@@ -127,14 +189,15 @@ async def simulate(
                 if until is not None and event.occurred_at > until:
                     break
                 await replay.run_until(event.occurred_at)
-                runtime.pipeline.ingest(event)
+                replay.ingest(event)
                 await replay.run_until(clock.now())
                 if progress is not None and number % step == 0 and number < len(events):
                     progress(number, len(events))
             if progress is not None:
                 progress(len(events), len(events))
-            end = until or max(clock.now(), events[-1].occurred_at) + HORIZON
-            await replay.run_until(end)
+            last = max(clock.now(), events[-1].occurred_at)
+            replay.watch_until = min(until or last + WATCH_HORIZON, last + WATCH_HORIZON)
+            await replay.run_until(until or last + HORIZON)
             return list(_records(runtime))
         finally:
             db.dispose()
@@ -231,8 +294,9 @@ def _clock(iso: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
-def parse_until(text: str) -> datetime:
+def parse_until(text: str, *, flag: str = "--until") -> datetime:
+    """An ISO 8601 instant from the command line; it must carry its UTC offset."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
-        raise ValueError(f"--until {text!r} needs a UTC offset, e.g. 2026-11-23T09:00:00+08:00")
+        raise ValueError(f"{flag} {text!r} needs a UTC offset, e.g. 2026-11-23T09:00:00+08:00")
     return value

@@ -9,7 +9,9 @@ Guards at send time, in order: ``not_after`` (expired), a valid address (failed)
 quiet hours and the rule's window (moved), the frequency cap (merged into a pending message of
 the same rule to the same address, or moved to the next free slot; transactional messages are
 exempt). Moves are not attempts. A refused ``preferred`` notice falls back to the other
-channel as a new row keyed ``<dedupe key>:fallback``.
+channel as a new row keyed ``<dedupe key>:fallback``. Alerts to the merchant (``audience =
+merchant``) skip consent, quiet hours and caps: they are the shop's own mail, and a complaint
+must not wait for the morning.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Rows of rules with ``audience: merchant``.
+MERCHANT = "merchant"
 
 # Twilio error 21610: the recipient replied STOP; the number must not be texted again.
 TWILIO_OPTED_OUT = "21610"
@@ -184,6 +189,8 @@ class Dispatcher:
             return await self._finish(
                 row, S.FAILED, f"invalid {kind} address; not sent", fall_back=True
             )
+        if row.audience == MERCHANT:
+            return await self._send(row, kind)
         opted_out = await self._db(consent.is_opted_out, channel=row.channel, address=row.recipient)
         # A transactional notice overrides an email marketing opt-out, never an SMS STOP.
         if opted_out and (kind == ChannelKind.SMS or not row.transactional):
@@ -208,9 +215,14 @@ class Dispatcher:
             capped = await self._apply_cap(row, kind, now)
             if capped is not None:
                 return capped
+        return await self._send(row, kind)
+
+    async def _send(self, row: NotificationRow, kind: ChannelKind) -> str:
+        """Render ``row`` and hand it to its channel (the guards have passed)."""
+        assert row.recipient is not None
         context = dict(row.context)
         headers: dict[str, str] = {}
-        if kind == ChannelKind.EMAIL:
+        if kind == ChannelKind.EMAIL and row.audience != MERCHANT:
             url = await self._unsubscribe_url(row.recipient)
             context["unsubscribe_url"] = url
             # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.

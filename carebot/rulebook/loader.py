@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from carebot.exceptions import Problem, RuleError
-from carebot.rulebook.schema import Disruption, ProductProfile, Rule, Rulebook
+from carebot.rulebook.schema import Disruption, FeedbackCategory, ProductProfile, Rule, Rulebook
 
 __all__ = [
     "LoadResult",
@@ -42,6 +42,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "rules": Rule,
     "products": ProductProfile,
     "disruptions": Disruption,
+    "feedback": FeedbackCategory,
 }
 _TOP_LEVEL = (*_SECTIONS, "calendars")
 _PATTERNS = {
@@ -267,13 +268,13 @@ def _read_texts(texts: list[tuple[str, str]]) -> LoadResult:
         if model is None:
             continue
         base = (entry.section, entry.index)
-        if isinstance(model, Rule | Disruption):
+        if isinstance(model, Rule | Disruption | FeedbackCategory):
             id_at = entry.doc.marks[(*base, "id")].value
             first = first_id.setdefault((entry.section, model.id), id_at)
             if first is not id_at:
                 problems.append(
                     id_at.problem(
-                        f"{_label(entry)}: id: duplicate {entry.section[:-1]} id; first defined "
+                        f"{_label(entry)}: id: duplicate {_kind(entry)} id; first defined "
                         f"at {first.path}:{first.line}:{first.col}"
                     )
                 )
@@ -286,6 +287,7 @@ def _read_texts(texts: list[tuple[str, str]]) -> LoadResult:
         products=tuple(built["products"]),
         disruptions=tuple(built["disruptions"]),
         calendars=tuple(dict.fromkeys(calendars)),
+        feedback=tuple(built["feedback"]),
     )
     return LoadResult(rulebook, sources, _sorted(problems))
 
@@ -345,8 +347,15 @@ def _entries(doc: _Document, calendars: list[str]) -> Iterator[_Entry]:
             continue
         if section == "calendars":
             for i, name in enumerate(items):
-                if isinstance(name, str):
+                if isinstance(name, str) and name in _calendar_names():
                     calendars.append(name)
+                elif isinstance(name, str):
+                    doc.problems.append(
+                        doc.marks[(section, i)].value.problem(
+                            f"calendars: unknown calendar {name!r}"
+                            f"{_hint(name, tuple(sorted(_calendar_names())))}"
+                        )
+                    )
                 else:
                     doc.problems.append(
                         doc.marks[(section, i)].value.problem(
@@ -356,6 +365,13 @@ def _entries(doc: _Document, calendars: list[str]) -> Iterator[_Entry]:
             continue
         for i, item in enumerate(items):
             yield _Entry(section, doc, i, item)
+
+
+def _calendar_names() -> frozenset[str]:
+    # Imported here: the calendars module builds Disruption models from this package's schema.
+    from carebot.disruptions.calendars import CALENDARS
+
+    return CALENDARS
 
 
 def _hint(name: str, choices: tuple[str, ...] = _TOP_LEVEL) -> str:
@@ -371,9 +387,14 @@ def _label(entry: _Entry) -> str:
         match: dict[Any, Any] = found if isinstance(found, dict) else {}
         name = match.get("sku") or (f"tag {match['tag']}" if match.get("tag") else None)
         return f"product {name!r}" if isinstance(name, str) else f"product {number}"
-    kind = entry.section[:-1]
+    kind = _kind(entry)
     ident = value.get("id")
     return f"{kind} {ident!r}" if isinstance(ident, str) else f"{kind} {number}"
+
+
+def _kind(entry: _Entry) -> str:
+    """What one entry of a section is called: ``rule``, ``disruption``, ``feedback category``."""
+    return "feedback category" if entry.section == "feedback" else entry.section[:-1]
 
 
 def _validate(entry: _Entry, problems: list[Problem]) -> BaseModel | None:

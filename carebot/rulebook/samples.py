@@ -62,6 +62,52 @@ _ZH: dict[str, Any] = {
         "end": "2026-09-06",
         "extra_transit_days": 7,
         "notice_days": 10,
+        "regions": [{"country": "CN", "city": "杭州市"}],
+        # What the disruption watchers add for the customer at hand.
+        "sku": "MILK-900G",
+        "product": "婴儿配方奶粉 900g",
+        "suggested_quantity": 4,
+        "run_out_on": "2026-08-28",
+        "order_by": "2026-08-17",
+        "normal_again_on": "2026-09-14",
+        "expected_delivery": "2026-08-25",
+    },
+    "restock": {
+        "sku": "MILK-900G",
+        "title": "婴儿配方奶粉 900g",
+        "quantity": 2,
+        "run_out_on": "2026-12-04",
+        "order_by": "2026-11-27",
+        "transit_days": 3,
+        "days_per_unit": 7,
+        "pulled_earlier": False,
+    },
+    "feedback": {
+        "score": 2,
+        "text": "2 罐子压坏了",
+        "category": "damaged_in_transit",
+        "category_label": "运输破损",
+        "complaint": True,
+        "needs_attention": True,
+        "request_id": 1,
+        "history": [
+            {
+                "occurred_at": "2026-11-20T10:00:00+08:00",
+                "type": "order.shipped",
+                "shipment_id": "s-1",
+                "status": "in_transit",
+                "carrier": "SF Express",
+                "tracking_number": "SF1234567890",
+            },
+            {
+                "occurred_at": "2026-11-22T14:05:00+08:00",
+                "type": "shipment.updated",
+                "shipment_id": "s-1",
+                "status": "delivered",
+                "carrier": None,
+                "tracking_number": None,
+            },
+        ],
     },
     "shop": {"name": "小熊母婴"},
 }
@@ -98,7 +144,12 @@ _EN: dict[str, Any] = {
         }
     ],
     "message": {"channel": "sms", "from": "+14155550123", "body": "5 - great, thanks"},
-    "disruption": {**_ZH["disruption"], "title": "Courier pause for the summit"},
+    "disruption": {
+        **_ZH["disruption"],
+        "title": "Courier pause for the summit",
+        "product": "Infant formula 900 g",
+    },
+    "restock": {**_ZH["restock"], "title": "Infant formula 900 g"},
     "shop": {"name": "Little Bear Baby"},
 }
 
@@ -112,6 +163,7 @@ _STATUS: dict[str, tuple[str, str]] = {
     "order.cancelled": ("cancelled", "pending"),
     "order.refunded": ("refunded", "delivered"),
     "restock.due": ("delivered", "delivered"),
+    "disruption.stock_up": ("delivered", "delivered"),
 }
 
 
@@ -141,4 +193,9 @@ def sample_context(event_type: str, *, locale: str | None = None) -> dict[str, A
         context["message"] = base["message"]
     if event_type.startswith("disruption."):
         context["disruption"] = base["disruption"]
+    if event_type == "feedback.received":
+        context["feedback"] = base["feedback"]
+    if event_type in ("restock.due", "disruption.stock_up"):
+        # Watchers attach it as the event's ``restock`` field (see carebot/watchers/restock.py).
+        context["restock"] = base["restock"]
     return context

@@ -13,9 +13,11 @@ from carebot.events import EVENT_TYPES
 from carebot.rulebook.windows import DailyWindow, parse_duration, parse_window
 
 __all__ = [
+    "Audience",
     "ChannelChoice",
     "DedupeScope",
     "Disruption",
+    "FeedbackCategory",
     "InDoubtPolicy",
     "ProductProfile",
     "Region",
@@ -37,6 +39,15 @@ class DedupeScope(enum.StrEnum):
     SHIPMENT = "shipment"
     EVENT = "event"
     CUSTOMER = "customer"
+
+
+class Audience(enum.StrEnum):
+    """Who a rule writes to."""
+
+    CUSTOMER = "customer"
+    # The shop itself (CAREBOT_ALERTS__EMAIL): service-recovery alerts that must not wait for
+    # the customer's quiet hours nor count against the customer's frequency cap.
+    MERCHANT = "merchant"
 
 
 class InDoubtPolicy(enum.StrEnum):
@@ -86,6 +97,8 @@ class Rule(_Strict):
     in_doubt: InDoubtPolicy = InDoubtPolicy.RESEND
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     max_segments: int = Field(default=3, ge=1, le=10)
+    audience: Audience = Audience.CUSTOMER
+    expects_reply: bool = False
 
     @field_validator("on", "cancel_on")
     @classmethod
@@ -112,6 +125,12 @@ class Rule(_Strict):
         if value is not None and "{{" not in value:
             parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _merchant_by_email(self) -> Rule:
+        if self.audience == Audience.MERCHANT and self.send.channel != ChannelChoice.EMAIL:
+            raise ValueError("a rule with audience: merchant sends by email (send.channel: email)")
+        return self
 
     @property
     def daily_window(self) -> DailyWindow | None:
@@ -180,6 +199,22 @@ class Disruption(_Strict):
         return self
 
 
+class FeedbackCategory(_Strict):
+    """An after-sales category of customer replies, recognised by keywords."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    label: str | None = None
+    complaint: bool = True
+    keywords: list[str] = Field(min_length=1)
+
+    @field_validator("keywords")
+    @classmethod
+    def _no_blank(cls, value: list[str]) -> list[str]:
+        if any(not k.strip() for k in value):
+            raise ValueError("a keyword should not be empty")
+        return value
+
+
 class Rulebook(_Strict):
     """Everything loaded from the rules folder: the rule set the planner works from."""
 
@@ -187,12 +222,17 @@ class Rulebook(_Strict):
     products: tuple[ProductProfile, ...] = ()
     disruptions: tuple[Disruption, ...] = ()
     calendars: tuple[str, ...] = ()
+    feedback: tuple[FeedbackCategory, ...] = ()
 
     def rules_on(self, event_type: str) -> list[Rule]:
         return [r for r in self.rules if event_type in r.on]
 
     def rules_cancelled_by(self, event_type: str) -> list[Rule]:
         return [r for r in self.rules if event_type in r.cancel_on]
+
+    def reply_rule_ids(self) -> list[str]:
+        """The rules whose messages ask the customer to reply (feedback requests)."""
+        return [r.id for r in self.rules if r.expects_reply]
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

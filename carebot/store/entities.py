@@ -241,6 +241,9 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
     if event.customer is not None and order is None:
         _merge_customer(session, event.customer, now, None)
     shipment = _merge_shipment(session, event, order, now)
+    if order is None and shipment is not None and shipment.order_id is not None:
+        # A carrier update names only its shipment; the order is the one the store knows.
+        order = session.get(OrderRow, shipment.order_id)
     if event.type == EventType.ORDER_DELIVERED and order is not None:
         # The source says the whole order arrived: so did every shipment of it.
         for other in session.scalars(select(ShipmentRow).where(ShipmentRow.order_id == order.id)):

@@ -29,6 +29,7 @@ __all__ = [
     "ConsentRow",
     "CustomerRow",
     "EventRow",
+    "FeedbackRow",
     "KeyValueRow",
     "LineItemRow",
     "NotificationRow",
@@ -177,6 +178,8 @@ class NotificationRow(Base):
     max_attempts: Mapped[int] = mapped_column(default=6)
     transactional: Mapped[bool] = mapped_column(Boolean, default=False)
     in_doubt: Mapped[str] = mapped_column(String(10), default="resend")
+    # ``merchant`` rows go to the shop (alerts): no consent, quiet hours or caps apply.
+    audience: Mapped[str] = mapped_column(String(10), default="customer", server_default="customer")
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
@@ -188,6 +191,22 @@ class NotificationRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class FeedbackRow(Base):
+    """A customer's reply to a feedback request: the score, their words, the category."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(200))
+    # One reply per request: a second message to the same request is not a second score.
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), unique=True)
+    score: Mapped[int | None]
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(60))
+    received_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ConsentRow(Base):

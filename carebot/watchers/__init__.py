@@ -1,7 +1,43 @@
-"""Periodic scans that emit derived events (stalled and late shipments, disruptions, restock)."""
+"""Periodic scans that emit derived events (stalled and late shipments, disruptions, restock).
+
+``build_watchers`` is the one list the daemon and ``carebot simulate`` run: a new watcher is
+appended there and runs in both.
+"""
 
 from __future__ import annotations
 
-from carebot.watchers.base import Watcher
+from collections.abc import Callable
+from datetime import timedelta
 
-__all__ = ["Watcher"]
+from carebot.rulebook.schema import Rulebook
+from carebot.settings import Settings
+from carebot.store.database import Database
+from carebot.watchers._forecasting import ForecastOptions
+from carebot.watchers.base import Watcher
+from carebot.watchers.restock import restock_watchers
+from carebot.watchers.shipments import LateShipments, StalledShipments
+
+__all__ = ["LateShipments", "StalledShipments", "Watcher", "build_watchers"]
+
+
+def build_watchers(
+    *, settings: Settings, db: Database, rules: Callable[[], Rulebook] | None = None
+) -> list[Watcher]:
+    """Every watcher, configured from ``settings``, reading ``db`` (and the live ``rules``)."""
+    config = settings.watchers
+    interval = timedelta(minutes=config.interval_minutes)
+    watchers: list[Watcher] = [
+        StalledShipments(
+            db=db,
+            stall_after=timedelta(hours=config.stall_after_hours),
+            carrier_stall_after={
+                name: timedelta(hours=hours) for name, hours in config.carrier_stall_hours.items()
+            },
+            interval=interval,
+        ),
+        LateShipments(db=db, default_timezone=settings.default_timezone, interval=interval),
+    ]
+    if rules is not None:  # restock and disruptions read the live rule book (products, calendars)
+        options = ForecastOptions(default_timezone=settings.default_timezone)
+        watchers.extend(restock_watchers(db=db, rules=rules, options=options))
+    return watchers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -247,10 +248,10 @@ def test_quiet_hours_are_kept_in_the_zone_implied_by_the_phone_number() -> None:
 
 
 def test_an_event_named_in_cancel_on_cancels_that_rules_notifications_for_the_order() -> None:
-    rulebook = Rulebook(rules=(rule(cancel_on=["order.cancelled", "order.refunded"]),))
-    cancelled = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="order.cancelled")
+    rulebook = Rulebook(rules=(rule(cancel_on=["order.paid", "order.delivered"]),))
+    paid = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="order.paid")
     plan = Planner(policy=PlanningPolicy()).plan(
-        cancelled, facts(), rulebook=rulebook, now=cancelled.occurred_at
+        paid, facts(), rulebook=rulebook, now=paid.occurred_at
     )
     assert plan.notifications == []
     assert plan.cancellations == [
@@ -258,18 +259,48 @@ def test_an_event_named_in_cancel_on_cancels_that_rules_notifications_for_the_or
             order_id="1001",
             shipment_id=None,
             rule_ids=("shipped",),
-            reason="cancelled by order.cancelled (evt-1)",
+            reason="cancelled by order.paid (evt-1)",
         )
     ]
 
 
 def test_an_event_not_named_in_cancel_on_cancels_nothing() -> None:
-    rulebook = Rulebook(rules=(rule(cancel_on=["order.cancelled"]),))
-    refunded = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="order.refunded")
+    rulebook = Rulebook(rules=(rule(cancel_on=["order.paid"]),))
+    delivered = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="order.delivered")
     plan = Planner(policy=PlanningPolicy()).plan(
-        refunded, facts(), rulebook=rulebook, now=refunded.occurred_at
+        delivered, facts(), rulebook=rulebook, now=delivered.occurred_at
     )
     assert plan.cancellations == []
+
+
+@pytest.mark.parametrize("kind", ["order.cancelled", "order.refunded"])
+def test_a_cancelled_or_refunded_order_cancels_every_pending_customer_message_whatever_cancel_on(
+    kind: str,
+) -> None:
+    rulebook = Rulebook(rules=(rule(cancel_on=[]),))
+    ended = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type=kind)
+    plan = Planner(policy=PlanningPolicy()).plan(
+        ended, facts(), rulebook=rulebook, now=ended.occurred_at
+    )
+    assert plan.cancellations == [
+        Cancellation(
+            order_id="1001",
+            shipment_id=None,
+            rule_ids=None,
+            reason=f"order {kind.split('.')[1]}: {kind} (evt-1)",
+            customer_only=True,
+        )
+    ]
+
+
+def test_a_cancelled_order_gets_no_new_customer_message_from_a_late_event() -> None:
+    rulebook = Rulebook(rules=(rule(on=["shipment.updated"]),))
+    update = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="shipment.updated")
+    cancelled = replace(facts(), order={"id": "1001", "status": "cancelled"})
+    plan = Planner(policy=PlanningPolicy()).plan(
+        update, cancelled, rulebook=rulebook, now=update.occurred_at
+    )
+    assert plan.notifications == []
 
 
 def test_delays_are_elapsed_time_so_a_day_across_spring_forward_lands_an_hour_later_locally() -> (

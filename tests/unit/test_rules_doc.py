@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from carebot.rulebook.schema import Disruption, ProductMatch, ProductProfile, Region, Rule, SendSpec
+from carebot.rulebook.schema import (
+    Disruption,
+    FeedbackCategory,
+    ProductMatch,
+    ProductProfile,
+    Region,
+    Rule,
+    SendSpec,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 _ROW_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|")
@@ -20,6 +28,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "match": ProductMatch,
     "Disruption keys": Disruption,
     "regions": Region,
+    "Feedback keys": FeedbackCategory,
 }
 
 

@@ -70,7 +70,7 @@ def test_four_mistakes_give_exactly_four_problems_at_their_lines(shop: Path) -> 
         rules:
           - id: follow-up
             on: order.delivered
-            send: {channel: sms, template: follow_up}
+            send: {channel: sms, template: check_in}
           - id: tracked
             on: order.shipped
             when: shipment.tracking_number ==
@@ -87,7 +87,7 @@ def test_four_mistakes_give_exactly_four_problems_at_their_lines(shop: Path) -> 
     syntax, typo, missing, when = problems
     assert syntax.message.startswith("invalid YAML")
     assert typo.col == 9 and "did you mean 'order.shipped'?" in typo.message
-    assert missing.col == 36 and "follow_up.sms.j2" in missing.message
+    assert missing.col == 36 and "check_in.sms.j2" in missing.message
     assert missing.message.startswith("rule 'follow-up': send.template: no sms template")
     assert when.col == 11 and when.message.startswith("rule 'tracked': when:")
 
