@@ -21,7 +21,7 @@ from carebot.feedback import capture_reply
 from carebot.notifications import NotificationStatus
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
-from carebot.store import consent, entities, schedule
+from carebot.store import consent, entities, reorders, schedule
 from carebot.store.database import Database
 
 __all__ = ["IngestResult", "Pipeline"]
@@ -141,8 +141,18 @@ class Pipeline:
 
     @staticmethod
     def _cancel(session: Session, plan: Plan, now: datetime) -> int:
-        return sum(
-            schedule.cancel_pending(
+        cancelled = 0
+        for c in plan.cancellations:
+            if c.customer_id is not None and c.rule_ids:
+                cancelled += reorders.cancel_customer_pending(
+                    session,
+                    customer_id=c.customer_id,
+                    rule_ids=c.rule_ids,
+                    reason=c.reason,
+                    now=now,
+                )
+                continue
+            cancelled += schedule.cancel_pending(
                 session,
                 order_id=c.order_id,
                 rule_ids=c.rule_ids,
@@ -151,5 +161,4 @@ class Pipeline:
                 now=now,
                 customer_only=c.customer_only,
             )
-            for c in plan.cancellations
-        )
+        return cancelled

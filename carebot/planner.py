@@ -62,6 +62,10 @@ class PlanningPolicy:
         return parse_window(self.quiet_hours).inverse()
 
 
+# Derived events about a customer's supply rather than about one order.
+SUPPLY_EVENTS = frozenset({str(EventType.RESTOCK_DUE), str(EventType.DISRUPTION_STOCK_UP)})
+
+
 @dataclass(frozen=True)
 class Cancellation:
     order_id: str
@@ -70,6 +74,9 @@ class Cancellation:
     rule_ids: tuple[str, ...] | None
     reason: str
     customer_only: bool = False
+    # Set for reminders about a customer's supply: they belong to the order being used up,
+    # so the reorder that makes them moot must reach them through the customer.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,10 @@ def build_context(
         context["message"] = event.message.model_dump(mode="json", by_alias=True)
     if event.disruption is not None:
         context["disruption"] = dict(event.disruption)
+    extra = event.model_extra or {}
+    if isinstance(extra.get("restock"), dict):
+        # What the restock watcher worked out: run-out date, order-by date, the product.
+        context["restock"] = dict(extra["restock"])
     if event.feedback is not None:
         context["feedback"] = dict(event.feedback)
     return context
@@ -153,14 +164,29 @@ class Planner:
                 )
             )
         elif cancelling and order_id:
-            plan.cancellations.append(
-                Cancellation(
-                    order_id=order_id,
-                    shipment_id=shipment_id if event.type.startswith("shipment.") else None,
-                    rule_ids=tuple(r.id for r in cancelling),
-                    reason=f"cancelled by {event.type} ({event.id})",
+            about_supply = [r for r in cancelling if set(r.on) <= SUPPLY_EVENTS]
+            about_order = [r for r in cancelling if r not in about_supply]
+            reason = f"cancelled by {event.type} ({event.id})"
+            if about_order:
+                plan.cancellations.append(
+                    Cancellation(
+                        order_id=order_id,
+                        shipment_id=shipment_id if event.type.startswith("shipment.") else None,
+                        rule_ids=tuple(r.id for r in about_order),
+                        reason=reason,
+                    )
                 )
-            )
+            customer_id = (facts.customer or {}).get("id")
+            if about_supply and customer_id:
+                plan.cancellations.append(
+                    Cancellation(
+                        order_id=order_id,
+                        shipment_id=None,
+                        rule_ids=tuple(r.id for r in about_supply),
+                        reason=reason,
+                        customer_id=customer_id,
+                    )
+                )
         for rule in rulebook.rules_on(str(event.type)):
             if (
                 ended

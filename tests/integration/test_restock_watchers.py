@@ -216,11 +216,6 @@ def test_nothing_is_sent_for_a_disruption_that_has_ended(shop: Shop) -> None:
     assert not any(e.type != EventType.RESTOCK_DUE for e in shop.derived)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the planner cancels by the reorder's own order id; restock reminders belong to the "
-    "earlier order, so cancel_on needs customer-scoped cancellation in planner/pipeline",
-)
 def test_a_reorder_cancels_a_reminder_that_is_still_pending(shop: Shop) -> None:
     shop.order("zhao", "601", at("2026-09-01T10:00"), PUDONG)
     shop.run_until(at("2026-09-24T15:00"))
