@@ -20,6 +20,7 @@ from carebot import __version__
 from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
 from carebot.web.admin import cancel, consents, notifications, resend
+from carebot.web.dashboard import routes as dashboard_routes
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
 from carebot.web.unsubscribe import unsubscribe_confirm, unsubscribe_page
@@ -80,6 +81,7 @@ def create_app(
             Route("/api/notifications/{notification_id}/resend", resend, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *dashboard_routes(),
         ],
         middleware=[Middleware(MetricsMiddleware, metrics=runtime.metrics)],
         exception_handlers={HTTPException: _http_error},

@@ -1,0 +1,156 @@
+"""The dashboard's UI text in zh-CN and en, and how a request picks its language."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["LANGUAGES", "Translator", "pick_language"]
+
+LANGUAGES = ("zh-CN", "en")
+
+# key: (zh-CN, en)
+_TEXT: dict[str, tuple[str, str]] = {
+    "title": ("carebot 控制台", "carebot dashboard"),
+    "nav.overview": ("概览", "Overview"),
+    "nav.orders": ("订单时间线", "Order timeline"),
+    "nav.upcoming": ("待发送", "Upcoming"),
+    "nav.feedback": ("客户反馈", "Feedback"),
+    "nav.disruptions": ("物流中断", "Disruptions"),
+    "nav.rules": ("规则", "Rules"),
+    "logout": ("退出", "Log out"),
+    "login.title": ("登录", "Log in"),
+    "login.token": ("管理令牌", "Admin token"),
+    "login.submit": ("登录", "Log in"),
+    "login.wrong": ("令牌错误。", "That token is wrong."),
+    "overview.today": ("今天", "Today"),
+    "overview.week": ("近 7 天", "Last 7 days"),
+    "overview.by_status": ("按状态", "By status"),
+    "overview.by_channel": ("按渠道", "By channel"),
+    "overview.queue": ("队列深度", "Queue depth"),
+    "overview.next_due": ("下一条到期", "Next due"),
+    "overview.oldest_overdue": ("最早逾期", "Oldest overdue"),
+    "overview.failures": ("失败原因（7 天）", "Failures by reason (7 days)"),
+    "overview.per_day": (
+        "每天每条规则的消息数（按到期时间）",
+        "Messages per day per rule (by due time)",
+    ),
+    "none": ("无", "none"),
+    "empty": ("暂无数据。", "Nothing yet."),
+    "count": ("数量", "Count"),
+    "rule": ("规则", "Rule"),
+    "status": ("状态", "Status"),
+    "channel": ("渠道", "Channel"),
+    "reason": ("原因", "Reason"),
+    "total": ("合计", "Total"),
+    "orders.search": ("订单号、手机号或邮箱", "Order id, phone or email"),
+    "orders.go": ("查找", "Search"),
+    "orders.none": ("没有找到订单。", "No order found."),
+    "orders.results": ("找到的订单", "Orders found"),
+    "orders.customer": ("客户", "Customer"),
+    "orders.placed": ("下单时间", "Placed"),
+    "orders.items": ("商品", "Items"),
+    "orders.shipments": ("包裹", "Shipments"),
+    "orders.events": ("收到的事件", "Events received"),
+    "orders.messages": ("消息", "Messages"),
+    "orders.replies": ("客户回复", "Customer replies"),
+    "orders.due": ("到期", "Due"),
+    "orders.sent": ("发送于", "Sent"),
+    "orders.to": ("收件人", "To"),
+    "orders.text": ("内容", "Text"),
+    "orders.occurred": ("发生于", "Occurred"),
+    "orders.type": ("类型", "Type"),
+    "orders.source": ("来源", "Source"),
+    "orders.error": ("错误", "Error"),
+    "orders.score": ("评分", "Score"),
+    "orders.category": ("类别", "Category"),
+    "action.cancel": ("取消", "Cancel"),
+    "action.resend": ("重发", "Resend"),
+    "action.end": ("标记为已结束", "Mark ended"),
+    "done.cancel": ("消息已取消。", "Message cancelled."),
+    "done.resend": ("消息已重新排入发送。", "Message put back on the schedule."),
+    "done.end": ("中断已标记为结束。", "Disruption marked ended."),
+    "done.conflict": ("该消息当前状态不允许此操作。", "The message's status does not allow that."),
+    "done.missing": ("找不到该对象。", "No such item."),
+    "upcoming.by_rule": ("按规则（未来 7 天，每天）", "By rule (next 7 days, per day)"),
+    "upcoming.by_hour": ("按小时（当地时间）", "By hour of day (local time)"),
+    "upcoming.grid": ("按天和小时", "By day and hour"),
+    "feedback.none": (
+        "还没有客户反馈（需要启用带 expects_reply 的规则）。",
+        "No feedback yet (rules with expects_reply ask for it).",
+    ),
+    "feedback.distribution": ("评分分布（按周）", "Score distribution (by week)"),
+    "feedback.by_product": ("各商品的投诉类别", "Complaint categories by product"),
+    "feedback.low": ("最新低分", "Latest low scores"),
+    "feedback.replies": ("回复数", "Replies"),
+    "feedback.average": ("平均分", "Average"),
+    "feedback.product": ("商品", "Product"),
+    "disruptions.none": ("没有当前或即将到来的中断。", "No current or coming disruptions."),
+    "disruptions.id": ("编号", "Id"),
+    "disruptions.title": ("名称", "Title"),
+    "disruptions.regions": ("地区", "Regions"),
+    "disruptions.dates": ("日期", "Dates"),
+    "disruptions.extra": ("额外运输天数", "Extra transit days"),
+    "disruptions.origin": ("来源", "Declared in"),
+    "disruptions.affected": ("受影响的在途包裹 / 客户", "Shipments / customers in transit there"),
+    "disruptions.notices": ("中断相关消息", "Disruption notices sent"),
+    "disruptions.calendars": ("内置日历", "Built-in calendars"),
+    "rules.state": ("校验状态", "Validation state"),
+    "rules.ok": (
+        "规则已加载，最近一次重载没有错误。",
+        "Rules loaded; the last reload had no errors.",
+    ),
+    "rules.error": (
+        "最近一次重载失败，仍在使用上一版规则：",
+        "The last reload failed; the previous rules stay live:",
+    ),
+    "rules.folder": ("规则目录", "Rules folder"),
+    "rules.on": ("触发事件", "On"),
+    "rules.send": ("发送", "Send"),
+    "rules.timing": ("时机", "Timing"),
+    "rules.products": ("商品档案", "Product profiles"),
+}
+
+
+class Translator:
+    """``t("key")`` in one language; an unknown key shows itself, so a gap is visible."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else LANGUAGES[0]
+        self._index = LANGUAGES.index(self.language)
+
+    def __call__(self, key: str) -> str:
+        pair = _TEXT.get(key)
+        return pair[self._index] if pair else key
+
+
+def _match(tag: str) -> str | None:
+    tag = tag.strip().lower()
+    if tag.startswith("zh"):
+        return "zh-CN"
+    if tag.startswith("en"):
+        return "en"
+    return None
+
+
+def pick_language(
+    query: Mapping[str, str], cookie: str | None, accept_language: str, default: str
+) -> str:
+    """``?lang=`` first, then the remembered choice, then Accept-Language, then ``default``."""
+    for given in (query.get("lang"), cookie):
+        if given and _match(given):
+            return _match(given) or default
+    weighted: list[tuple[float, str]] = []
+    for part in accept_language.split(","):
+        tag, _, params = part.partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        found = _match(tag)
+        if found and weight > 0:
+            weighted.append((weight, found))
+    if weighted:
+        return max(weighted, key=lambda pair: pair[0])[1]
+    return _match(default) or LANGUAGES[0]

@@ -1,0 +1,144 @@
+"""The dashboard's request plumbing: who is logged in, which language, rendering a page."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from carebot.masking import mask_recipient, mask_text
+from carebot.runtime import Runtime
+from carebot.web.dashboard.i18n import Translator, pick_language
+from carebot.web.dashboard.session import COOKIE, SessionSigner
+
+__all__ = [
+    "LANG_COOKIE",
+    "PREFIX",
+    "View",
+    "guarded",
+    "language_of",
+    "render",
+    "runtime_of",
+    "signer_of",
+]
+
+LANG_COOKIE = "carebot_lang"
+PREFIX = "/dashboard"
+
+_env = Environment(
+    loader=PackageLoader("carebot.web", "templates/dashboard"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["mask"] = lambda value: mask_recipient(value) if value else ""
+_env.filters["mask_text"] = lambda value: mask_text(value) if value else ""
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def signer_of(request: Request) -> SessionSigner | None:
+    """The signer for the configured admin token; None when no token is set."""
+    token = runtime_of(request).settings.admin_token
+    if token is None or not token.get_secret_value():
+        return None
+    return SessionSigner(token.get_secret_value())
+
+
+@dataclass(frozen=True)
+class View:
+    """What a logged-in request carries into a page."""
+
+    request: Request
+    runtime: Runtime
+    session_id: str
+    csrf: str
+    language: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.runtime.settings.default_timezone)
+
+    def local(self, instant: datetime | None) -> str:
+        """An instant as the merchant reads it: local date and time in the shop's zone."""
+        if instant is None:
+            return "—"
+        return instant.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
+
+def language_of(request: Request) -> str:
+    return pick_language(
+        request.query_params,
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language", ""),
+        runtime_of(request).settings.default_locale,
+    )
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    language: str,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render ``template`` with the common context; remember an explicit ``?lang=``."""
+    page = _env.get_template(template).render(
+        t=Translator(language),
+        lang=language,
+        path=request.url.path,
+        done=request.query_params.get("done"),
+        **context,
+    )
+    response = HTMLResponse(page, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+    if "lang" in request.query_params:
+        response.set_cookie(LANG_COOKIE, language, httponly=True, samesite="strict")
+    return response
+
+
+Handler = Callable[[View], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """404 without an admin token; without a valid session: GET → login page, POST → 401."""
+
+    @wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        signer = signer_of(request)
+        if signer is None:
+            return PlainTextResponse("not found", status_code=404)
+        runtime = runtime_of(request)
+        session_id = signer.session_id(request.cookies.get(COOKIE), runtime.clock.now())
+        if session_id is None:
+            if request.method in ("GET", "HEAD"):
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                return RedirectResponse(
+                    f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303
+                )
+            return PlainTextResponse("log in first", status_code=401)
+        view = View(
+            request, runtime, session_id, signer.csrf_token(session_id), language_of(request)
+        )
+        return await handler(view)
+
+    return endpoint
