@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from carebot.reload import RulesReloader
 from carebot.runtime import Runtime
+from carebot.store import housekeeping
 from carebot.watchers import Watcher
 from carebot.web.app import create_app
 
@@ -108,6 +109,26 @@ class Daemon:
     async def checkpoint_tick(self) -> None:
         await asyncio.to_thread(self.runtime.db.checkpoint)
 
+    async def housekeeping_tick(self) -> None:
+        retention = timedelta(days=self.runtime.settings.dispatch.retention_days)
+
+        def purge() -> housekeeping.PurgeReport:
+            with self.runtime.db.transaction() as session:
+                return housekeeping.purge_before(
+                    session, cutoff=self.runtime.clock.now() - retention
+                )
+
+        report = await asyncio.to_thread(purge)
+        logger.info(
+            "housekeeping done",
+            extra={
+                "action": "housekeeping",
+                "notifications": report.notifications,
+                "events": report.events,
+                "rejected_payloads": report.rejected_payloads,
+            },
+        )
+
     def _add_jobs(self) -> None:
         dispatch = self.runtime.settings.dispatch
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
@@ -139,6 +160,9 @@ class Daemon:
                 id=f"watcher:{watcher.name}",
                 **common,
             )
+        self.scheduler.add_job(
+            self.housekeeping_tick, "interval", hours=6, id="housekeeping", **common
+        )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
                 self.checkpoint_tick, "interval", minutes=5, id="wal_checkpoint", **common

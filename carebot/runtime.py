@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from carebot.channels import Channel, ChannelKind, build_channels
+from carebot.channels.guards import CircuitBreaker, GuardedChannel, TokenBucket
 from carebot.clock import Clock, SystemClock
 from carebot.dispatch.dispatcher import Dispatcher
 from carebot.metrics import MeteredChannel, Metrics
@@ -77,6 +78,24 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
     )
 
 
+def _guarded(channel: Channel, settings: Settings, clock: Clock) -> Channel:
+    """The channel behind its provider's rate limit and a circuit breaker on the runtime clock."""
+    rate = (
+        settings.twilio.rate_per_second
+        if channel.kind == ChannelKind.SMS
+        else settings.smtp.rate_per_second
+    )
+    return GuardedChannel(
+        channel,
+        bucket=TokenBucket(rate=rate) if rate else None,
+        breaker=CircuitBreaker(
+            threshold=settings.dispatch.breaker_threshold,
+            cooldown=settings.dispatch.breaker_cooldown_seconds,
+            monotonic=lambda: clock.now().timestamp(),
+        ),
+    )
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -98,7 +117,10 @@ def build_runtime(
     metrics = Metrics(db=db, clock=clock)
     dispatcher = Dispatcher(
         db=db,
-        channels={kind: MeteredChannel(channel, metrics) for kind, channel in channels.items()},
+        channels={
+            kind: MeteredChannel(_guarded(channel, settings, clock), metrics)
+            for kind, channel in channels.items()
+        },
         renderer=renderer,
         clock=clock,
         settings=settings.dispatch,

@@ -42,6 +42,8 @@ class TwilioSettings(BaseModel):
     timeout_seconds: float = Field(default=15.0, gt=0)
     validity_period_seconds: int = Field(default=14_400, ge=1, le=36_000)
     concurrency: int = Field(default=8, ge=1)
+    # Messages per second this process hands to Twilio (your numbers' MPS); None: no limit.
+    rate_per_second: float | None = Field(default=None, gt=0)
 
     @property
     def configured(self) -> bool:
@@ -57,6 +59,7 @@ class SmtpSettings(BaseModel):
     starttls: bool = True
     timeout_seconds: float = Field(default=30.0, gt=0)
     concurrency: int = Field(default=4, ge=1)
+    rate_per_second: float | None = Field(default=None, gt=0)
 
     @property
     def configured(self) -> bool:
@@ -79,6 +82,11 @@ class DispatchSettings(BaseModel):
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_seconds: float = Field(default=30.0, gt=0)
     backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # A provider that failed this many times in a row is left alone for the cool-down.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # Finished notifications, events and rejected payloads older than this are deleted.
+    retention_days: int = Field(default=180, ge=1)
 
 
 class CapSettings(BaseModel):

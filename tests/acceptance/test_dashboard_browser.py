@@ -30,11 +30,11 @@ if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         allow_module_level=True,
     )
 
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
@@ -72,10 +72,24 @@ def browser() -> Iterator[WebDriver]:
 
 
 def _load_by(driver: WebDriver, element: WebElement) -> None:
-    """Click ``element`` and wait until the next page has replaced this one."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Click ``element`` and wait until the next page has replaced this one.
+
+    The current document is marked first; the wait ends when a fully loaded document
+    without the mark is in place. Asking about the old page's elements while Chromium
+    navigates away can fail with an inspector error instead of a stale reference, so
+    every WebDriver error during the navigation just means "not yet".
+    """
+    driver.execute_script("window.__carebotPage = true;")
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+    def next_page_loaded(d: WebDriver) -> bool:
+        return bool(
+            d.execute_script(
+                "return window.__carebotPage === undefined && document.readyState === 'complete';"
+            )
+        )
+
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(next_page_loaded)
 
 
 def _shot(driver: WebDriver, name: str) -> None:
