@@ -76,8 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from carebot.logs import configure_logging
     from carebot.runtime import build_runtime
 
-    configure_logging(args.log_level)
     settings = _settings(args)
+    configure_logging(args.log_level, args.log_format or settings.log_format)
     runtime = build_runtime(settings)
     if runtime.db.dialect == "sqlite":
         runtime.db.upgrade()  # the embedded default looks after itself
@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon: HTTP server and scheduler")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-format", choices=["text", "json"], help="overrides CAREBOT_LOG_FORMAT (text)"
+    )
     run.set_defaults(handler=cmd_run)
 
     validate = commands.add_parser("validate", help="check rules and templates")

@@ -1,27 +1,59 @@
-"""Log set-up: one line per record with its structured fields (``extra=``) as key=value."""
+"""Log set-up: one line per record, with its structured fields (``extra=``).
+
+``text`` (the default, for a terminal) appends the fields as key=value; ``json`` writes one JSON
+object per line (``ts``, ``level``, ``logger``, ``message``, the fields, ``exc`` when there is a
+traceback) for journald, Loki or any collector that parses JSON lines.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
+from typing import Literal
 
-__all__ = ["configure_logging"]
+__all__ = ["JsonFormatter", "KeyValueFormatter", "LogFormat", "configure_logging"]
+
+LogFormat = Literal["text", "json"]
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        fields = _fields(record)
         if not fields:
             return base
         return base + " " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def configure_logging(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            line.setdefault(key, value)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -139,6 +140,8 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
     quiet_hours: str = "21:00-09:00"
+    # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
+    log_format: Literal["text", "json"] = "text"
     http: HttpSettings = Field(default_factory=HttpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

@@ -136,3 +136,25 @@ def test_the_readme_tour_signs_with_the_generated_secret_and_the_console_prints_
     assert "+86138****8000" in output  # the console masks the number
     assert "+8613800138000" not in output
     assert (REPO / "rules" / "shipping.yaml").exists()
+
+
+def test_json_logs_carry_the_event_and_the_send_with_the_number_masked(
+    daemon_factory: Any,
+) -> None:
+    daemon = daemon_factory(CAREBOT_LOG_FORMAT="json")
+    daemon.start()
+    assert daemon.post(shipped_event(77)).status_code == 202
+
+    def records() -> list[dict[str, Any]]:
+        lines = daemon.stderr_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    assert wait_until(
+        lambda: any(r.get("action") == "notification_sent" for r in records()), timeout=5
+    )
+    stored = next(r for r in records() if r.get("action") == "event_stored")
+    assert stored["event_type"] == "order.shipped" and stored["scheduled"] == 1
+    assert stored["level"] == "info" and stored["logger"].startswith("carebot")
+    sent = next(r for r in records() if r.get("action") == "notification_sent")
+    assert sent["to"] == "+86138****8000" and sent["channel"] == "sms"
+    assert "+8613800138000" not in daemon.stderr_path.read_text(encoding="utf-8")
