@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from carebot.channels import Channel, ChannelKind, build_channels
-from carebot.channels.guards import CircuitBreaker, GuardedChannel, TokenBucket
+from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.clock import Clock, SystemClock
 from carebot.dispatch.dispatcher import Dispatcher
 from carebot.metrics import MeteredChannel, Metrics
@@ -21,7 +21,7 @@ from carebot.planner import Planner, PlanningPolicy
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
-from carebot.store import meta
+from carebot.store import meta, rate_limits
 from carebot.store.database import Database
 from carebot.watchers import Watcher, build_watchers
 
@@ -78,16 +78,32 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
     )
 
 
-def _guarded(channel: Channel, settings: Settings, clock: Clock) -> Channel:
-    """The channel behind its provider's rate limit and a circuit breaker on the runtime clock."""
+def _guarded(
+    channel: Channel, settings: Settings, clock: Clock, db: Database, *, rate_limited: bool
+) -> Channel:
+    """The channel behind its provider's shared rate limit and a circuit breaker.
+
+    Virtual-time replays (``simulate``) are not rate limited: waiting there would be real time.
+    """
     rate = (
         settings.twilio.rate_per_second
         if channel.kind == ChannelKind.SMS
         else settings.smtp.rate_per_second
     )
+    bucket = None
+    if rate and rate_limited:
+        name, per_second = f"{channel.kind}:{channel.name}", rate
+
+        def take() -> float:
+            with db.transaction() as session:
+                return rate_limits.take_token(
+                    session, name=name, rate=per_second, burst=max(1.0, per_second), now=clock.now()
+                )
+
+        bucket = SharedTokenBucket(take)
     return GuardedChannel(
         channel,
-        bucket=TokenBucket(rate=rate) if rate else None,
+        bucket=bucket,
         breaker=CircuitBreaker(
             threshold=settings.dispatch.breaker_threshold,
             cooldown=settings.dispatch.breaker_cooldown_seconds,
@@ -118,7 +134,9 @@ def build_runtime(
     dispatcher = Dispatcher(
         db=db,
         channels={
-            kind: MeteredChannel(_guarded(channel, settings, clock), metrics)
+            kind: MeteredChannel(
+                _guarded(channel, settings, clock, db, rate_limited=not inline_db), metrics
+            )
             for kind, channel in channels.items()
         },
         renderer=renderer,

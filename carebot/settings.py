@@ -43,7 +43,8 @@ class TwilioSettings(BaseModel):
     timeout_seconds: float = Field(default=15.0, gt=0)
     validity_period_seconds: int = Field(default=14_400, ge=1, le=36_000)
     concurrency: int = Field(default=8, ge=1)
-    # Messages per second this process hands to Twilio (your numbers' MPS); None: no limit.
+    # Messages per second to Twilio from every carebot process on the database together
+    # (your senders' MPS); None: no limit.
     rate_per_second: float | None = Field(default=None, gt=0)
 
     @property

@@ -1,10 +1,11 @@
 """Provider protection: a token-bucket rate limit and a circuit breaker around a channel.
 
 The rate limit keeps carebot inside a provider's allowance (Twilio's messages per second, an
-SMTP server's patience) by making sends wait for a token. The circuit breaker stops calling a
+SMTP server's patience) by making sends wait for a token from a bucket that every carebot
+process on the database shares. The circuit breaker stops calling a
 provider that keeps failing: while open, a send fails at once as retryable, so the dispatcher
 reschedules it with backoff instead of holding a provider slot, and the other channel keeps
-flowing. Both take time from a monotonic function that tests can replace.
+flowing. The breaker takes time from a monotonic function that tests can replace.
 """
 
 from __future__ import annotations
@@ -16,43 +17,25 @@ from collections.abc import Callable
 from carebot.channels.base import Channel, OutboundMessage, SendReceipt
 from carebot.exceptions import ChannelError
 
-__all__ = ["CircuitBreaker", "GuardedChannel", "TokenBucket"]
+__all__ = ["CircuitBreaker", "GuardedChannel", "SharedTokenBucket"]
 
 
-class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up; ``acquire`` waits for one."""
+class SharedTokenBucket:
+    """A rate limit whose bucket lives outside this process (see ``store.rate_limits``).
 
-    def __init__(
-        self,
-        *,
-        rate: float,
-        burst: float | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
-        self._monotonic = monotonic
-        self._tokens = self.burst
-        self._updated = monotonic()
+    ``take`` is blocking (a database transaction) and answers 0.0 when it took a token, else
+    the seconds until one is free; it runs in a worker thread. Sends of this process queue
+    behind one another here, first come first served, so only one of them polls at a time.
+    """
+
+    def __init__(self, take: Callable[[], float]) -> None:
+        self._take = take
         self._lock = asyncio.Lock()
 
-    def _refill(self) -> None:
-        now = self._monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-
-    def wait_time(self) -> float:
-        """Seconds until a token is free (0 when one is free now); takes nothing."""
-        self._refill()
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
-
     async def acquire(self) -> None:
-        async with self._lock:  # first come, first served
-            while (wait := self.wait_time()) > 0:
+        async with self._lock:
+            while (wait := await asyncio.to_thread(self._take)) > 0:
                 await asyncio.sleep(wait)
-            self._tokens -= 1
 
 
 class CircuitBreaker:
@@ -112,7 +95,7 @@ class GuardedChannel(Channel):
         self,
         inner: Channel,
         *,
-        bucket: TokenBucket | None = None,
+        bucket: SharedTokenBucket | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
         self.inner = inner

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -34,6 +35,7 @@ __all__ = [
     "LineItemRow",
     "NotificationRow",
     "OrderRow",
+    "RateBucketRow",
     "RejectedPayloadRow",
     "ShipmentRow",
 ]
@@ -243,3 +245,13 @@ class KeyValueRow(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RateBucketRow(Base):
+    """A provider's token bucket, shared by every carebot process on this database."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from carebot.channels import ChannelKind, MemoryChannel, OutboundMessage
-from carebot.channels.guards import CircuitBreaker, GuardedChannel, TokenBucket
+from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.exceptions import ChannelError
 
 
@@ -23,23 +23,39 @@ def _message(n: int = 1) -> OutboundMessage:
     return OutboundMessage(notification_id=n, kind=ChannelKind.SMS, to="+8613800138000", body="hi")
 
 
-def test_a_bucket_allows_its_burst_then_one_token_per_interval() -> None:
-    clock = FakeTime()
-    bucket = TokenBucket(rate=2, burst=2, monotonic=clock)
-    assert bucket.wait_time() == 0
-    bucket._tokens -= 2  # two sends now
-    assert bucket.wait_time() == pytest.approx(0.5)
-    clock.now += 0.5
-    assert bucket.wait_time() == 0
+async def test_a_shared_bucket_waits_as_long_as_it_is_told_then_asks_again() -> None:
+    answers = [0.03, 0.01, 0.0]
+    asked = 0
 
+    def take() -> float:  # runs in a worker thread, as the database transaction does
+        nonlocal asked
+        asked += 1
+        return answers.pop(0)
 
-async def test_acquire_spaces_sends_at_the_configured_rate() -> None:
-    bucket = TokenBucket(rate=50, burst=1)
+    bucket = SharedTokenBucket(take)
     started = asyncio.get_running_loop().time()
-    for _ in range(6):
-        await bucket.acquire()
-    # One at once, then five more at 50 per second: about 0.1 s.
-    assert asyncio.get_running_loop().time() - started >= 0.09
+    await bucket.acquire()
+    assert asked == 3 and answers == []
+    assert asyncio.get_running_loop().time() - started >= 0.04
+
+
+async def test_sends_of_one_process_queue_for_the_shared_bucket_one_at_a_time() -> None:
+    in_take = 0
+    most = 0
+    tokens = iter([0.0, 0.01, 0.0, 0.01, 0.0])
+
+    def take() -> float:
+        nonlocal in_take, most
+        in_take += 1
+        most = max(most, in_take)
+        try:
+            return next(tokens)
+        finally:
+            in_take -= 1
+
+    bucket = SharedTokenBucket(take)
+    await asyncio.gather(*(bucket.acquire() for _ in range(3)))
+    assert most == 1
 
 
 def test_the_breaker_opens_after_consecutive_failures_and_tries_once_after_cooldown() -> None:
