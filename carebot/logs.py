@@ -59,3 +59,5 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> No
     root.setLevel(level)
     # APScheduler logs every tick at INFO; once a second is noise, its warnings are not.
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
+    # Alembic names each of its plugins at INFO on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
