@@ -107,6 +107,9 @@ class MeteredChannel(Channel):
         self.name = inner.name
         self.metrics = metrics
 
+    async def ready(self) -> None:
+        await self.inner.ready()
+
     async def send(self, message: OutboundMessage) -> SendReceipt:
         started = time.perf_counter()
         try:

@@ -51,6 +51,13 @@ class Channel(abc.ABC):
     kind: ChannelKind
     name: str
 
+    async def ready(self) -> None:  # noqa: B027 - optional hook
+        """Wait until the provider may take one more message (its rate limit).
+
+        The dispatcher awaits this before it commits a row as ``sending``, so a message that
+        waits for its turn is still only ``claimed`` and never in doubt. The default never waits.
+        """
+
     @abc.abstractmethod
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
 

@@ -1,11 +1,11 @@
 """Provider protection: a token-bucket rate limit and a circuit breaker around a channel.
 
 The rate limit keeps carebot inside a provider's allowance (Twilio's messages per second, an
-SMTP server's patience) by making sends wait for a token from a bucket that every carebot
-process on the database shares. The circuit breaker stops calling a
-provider that keeps failing: while open, a send fails at once as retryable, so the dispatcher
-reschedules it with backoff instead of holding a provider slot, and the other channel keeps
-flowing. The breaker takes time from a monotonic function that tests can replace.
+SMTP server's patience): ``ready`` waits for a token from a bucket that every carebot process
+on the database shares. The circuit breaker stops calling a provider that keeps failing: while
+open, a send fails at once as retryable, so the dispatcher reschedules it with backoff instead
+of holding a provider slot, and the other channel keeps flowing. The breaker takes time from a
+monotonic function that tests can replace.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ class GuardedChannel(Channel):
         self.bucket = bucket
         self.breaker = breaker
 
+    async def ready(self) -> None:
+        if self.bucket is not None:
+            await self.bucket.acquire()
+        await self.inner.ready()
+
     async def send(self, message: OutboundMessage) -> SendReceipt:
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
@@ -113,8 +118,6 @@ class GuardedChannel(Channel):
                 code="circuit_open",
                 retry_after=breaker.cooldown,
             )
-        if self.bucket is not None:
-            await self.bucket.acquire()
         try:
             receipt = await self.inner.send(message)
         except ChannelError as exc:

@@ -249,6 +249,8 @@ class Dispatcher:
             headers=headers,
         )
         async with self._slots[kind]:
+            # The provider's rate limit is waited for while the row is only claimed.
+            await self.channels[kind].ready()
             claimed = await self._db(
                 schedule.mark_sending,
                 notification_id=row.id,

@@ -13,15 +13,23 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from support.core import MESSAGE_TEMPLATES, RULES, insert, migrated_database, planned
+from support.core import (
+    MESSAGE_TEMPLATES,
+    RULES,
+    insert,
+    make_runtime,
+    migrated_database,
+    planned,
+)
 
 from carebot.channels import ChannelKind, MemoryChannel, OutboundMessage
 from carebot.channels.guards import GuardedChannel, SharedTokenBucket
+from carebot.clock import VirtualClock
 from carebot.runtime import build_runtime
 from carebot.settings import Settings, TwilioSettings
 from carebot.store import rate_limits
 from carebot.store.database import Database
-from carebot.store.models import RateBucketRow
+from carebot.store.models import NotificationRow, RateBucketRow
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 
@@ -107,11 +115,13 @@ async def test_two_processes_channels_share_one_allowance(tmp_path: Path) -> Non
             notification_id=n, kind=ChannelKind.SMS, to=f"+861380013{n:04d}", body="hi"
         )
 
+    async def send(channel: GuardedChannel, n: int) -> None:
+        await channel.ready()  # as the dispatcher does before it commits `sending`
+        await channel.send(message(n))
+
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.gather(
-        *(channels[n % 2][1].send(message(n)) for n in range(21)),
-    )
+    await asyncio.gather(*(send(channels[n % 2][1], n) for n in range(21)))
     elapsed = loop.time() - started
     assert sorted(len(inner.sent) for inner, _ in channels) == [10, 11]
     # One token at once, then twenty more at 40 a second between both: at least half a second
@@ -149,3 +159,27 @@ async def test_the_daemons_dispatcher_takes_its_sms_tokens_from_the_database(
     with db.transaction() as session:
         names = session.scalars(select(RateBucketRow.name)).all()
     assert names == ["sms:memory"]
+
+
+async def test_a_message_waiting_for_its_token_is_claimed_never_in_doubt(tmp_path: Path) -> None:
+    """A crash while a message waits for the rate limit must not leave it `sending`."""
+    seen: list[set[str]] = []
+
+    class WaitingChannel(MemoryChannel):
+        async def ready(self) -> None:
+            with runtime.db.transaction() as session:
+                seen.append(set(session.scalars(select(NotificationRow.status)).all()))
+
+    clock = VirtualClock(T0)
+    runtime, _ = make_runtime(tmp_path, clock=clock)
+    sms = WaitingChannel(kind=ChannelKind.SMS)
+    runtime.dispatcher.channels[ChannelKind.SMS] = sms
+    insert(
+        runtime.db,
+        *(planned(f"k-{n}", due_at=T0, recipient=f"+861380013{n:04d}") for n in range(3)),
+        now=T0,
+    )
+    report = await runtime.dispatcher.run_once()
+    assert report.sent == 3 and len(sms.sent) == 3
+    assert len(seen) == 3 and all("sending" not in statuses for statuses in seen), seen
+    assert all("claimed" in statuses for statuses in seen)
