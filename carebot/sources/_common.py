@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from carebot.events import LineItem
 from carebot.exceptions import SourceError
 
 __all__ = ["as_dict", "header", "id_text", "parse_time", "text"]
@@ -33,6 +35,41 @@ def text(value: Any) -> str | None:
         return None
     result = str(value).strip()
     return result or None
+
+
+def decimal(value: Any) -> Decimal | None:
+    """A money amount as the platform sent it ("19.99", 19.99), or None when it is not one."""
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        return None
+
+
+def line_items(data: Any, *title_fields: str) -> list[LineItem] | None:
+    """A platform's order lines: ``sku``, ``quantity``, ``price`` and the first title field set.
+
+    A quantity that is not a non-negative integer counts as one; a line that is not an object
+    is skipped; None when there is no list at all.
+    """
+    if not isinstance(data, list):
+        return None
+    items = []
+    for line in data:
+        if not isinstance(line, dict):
+            continue
+        quantity = line.get("quantity")
+        items.append(
+            LineItem(
+                sku=text(line.get("sku")),
+                title=next((t for f in title_fields if (t := text(line.get(f)))), None),
+                quantity=quantity if isinstance(quantity, int) and quantity >= 0 else 1,
+                unit_price=decimal(line.get("price")),
+            )
+        )
+    return items
 
 
 def id_text(value: Any, what: str) -> str:

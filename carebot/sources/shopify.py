@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from carebot.events import (
@@ -16,13 +15,20 @@ from carebot.events import (
     Customer,
     Event,
     EventType,
-    LineItem,
     Order,
     Shipment,
     ShipmentStatus,
 )
 from carebot.exceptions import SourceError
-from carebot.sources._common import as_dict, header, id_text, parse_time, text
+from carebot.sources._common import (
+    as_dict,
+    decimal,
+    header,
+    id_text,
+    line_items,
+    parse_time,
+    text,
+)
 
 __all__ = [
     "HMAC_HEADER",
@@ -76,16 +82,6 @@ def delivery_id(headers: Mapping[str, str]) -> str | None:
     return header(headers, WEBHOOK_ID_HEADER) or header(headers, EVENT_ID_HEADER)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    raw = text(value)
-    if raw is None:
-        return None
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        return None
-
-
 def _name(*parts: Any) -> str | None:
     joined = " ".join(p for p in (text(x) for x in parts) if p)
     return joined or None
@@ -136,34 +132,15 @@ def _customer(order: dict[str, Any]) -> Customer | None:
     return None if customer.model_dump(exclude_none=True) == {} else customer
 
 
-def _items(data: Any) -> list[LineItem] | None:
-    if not isinstance(data, list):
-        return None
-    items = []
-    for line in data:
-        if not isinstance(line, dict):
-            continue
-        quantity = line.get("quantity")
-        items.append(
-            LineItem(
-                sku=text(line.get("sku")),
-                title=text(line.get("title")) or text(line.get("name")),
-                quantity=quantity if isinstance(quantity, int) and quantity >= 0 else 1,
-                unit_price=_decimal(line.get("price")),
-            )
-        )
-    return items
-
-
 def _order(data: dict[str, Any]) -> Order:
     return Order(
         id=id_text(data.get("id"), "order id"),
         placed_at=parse_time(data.get("created_at")) or parse_time(data.get("processed_at")),
-        total=_decimal(data.get("total_price")),
+        total=decimal(data.get("total_price")),
         currency=text(data.get("currency")),
         customer=_customer(data),
         shipping_address=_address(data.get("shipping_address")),
-        items=_items(data.get("line_items")),
+        items=line_items(data.get("line_items"), "title", "name"),
     )
 
 

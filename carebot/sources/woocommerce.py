@@ -18,13 +18,20 @@ delivery (WooCommerce retries with a new ``X-WC-Webhook-Delivery-ID``) is stored
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
 
-from carebot.events import Address, Customer, Event, EventType, LineItem, Order, Shipment
+from carebot.events import Address, Customer, Event, EventType, Order, Shipment
 from carebot.exceptions import SourceError
-from carebot.sources._common import as_dict, header, id_text, parse_time, text
+from carebot.sources._common import (
+    as_dict,
+    decimal,
+    header,
+    id_text,
+    line_items,
+    parse_time,
+    text,
+)
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -66,16 +73,6 @@ def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
     return list(form) == ["webhook_id"]
 
 
-def _decimal(value: Any) -> Decimal | None:
-    raw = text(value)
-    if raw is None:
-        return None
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        return None
-
-
 def _address(data: Any) -> Address | None:
     if not isinstance(data, dict):
         return None
@@ -104,25 +101,6 @@ def _customer(data: dict[str, Any]) -> Customer | None:
         email=text(billing.get("email")),
     )
     return None if customer.model_dump(exclude_none=True) == {} else customer
-
-
-def _items(data: Any) -> list[LineItem] | None:
-    if not isinstance(data, list):
-        return None
-    items = []
-    for line in data:
-        if not isinstance(line, dict):
-            continue
-        quantity = line.get("quantity")
-        items.append(
-            LineItem(
-                sku=text(line.get("sku")),
-                title=text(line.get("name")),
-                quantity=quantity if isinstance(quantity, int) and quantity >= 0 else 1,
-                unit_price=_decimal(line.get("price")),
-            )
-        )
-    return items
 
 
 def _shipment(data: dict[str, Any], order_id: str) -> Shipment | None:
@@ -171,11 +149,11 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
     order = Order(
         id=order_id,
         placed_at=placed,
-        total=_decimal(data.get("total")),
+        total=decimal(data.get("total")),
         currency=text(data.get("currency")),
         customer=_customer(data),
         shipping_address=shipping,
-        items=_items(data.get("line_items")),
+        items=line_items(data.get("line_items"), "name"),
     )
     shipment = _shipment(data, order_id) if kind == EventType.ORDER_SHIPPED else None
     return [
