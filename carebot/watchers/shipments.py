@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from carebot.contacts import normalize_phone, zone_for
@@ -51,10 +51,33 @@ def _event(kind: EventType, prefix: str, shipment: WatchedShipment, at: datetime
     )
 
 
-class StalledShipments(Watcher):
+class _ShipmentWatcher(Watcher):
+    """Shipments in ``watched`` statuses that this watcher has not yet reported as ``reports``."""
+
+    db: Database
+    watched: tuple[ShipmentStatus, ...]
+    reports: EventType
+
+    def _candidates(
+        self, *, seen_before: datetime | None = None, expected_before: date | None = None
+    ) -> list[WatchedShipment]:
+        with self.db.transaction() as session:
+            return unreported_shipments(
+                session,
+                statuses=[str(s) for s in self.watched],
+                source=self.source,
+                event_type=self.reports,
+                seen_before=seen_before,
+                expected_before=expected_before,
+            )
+
+
+class StalledShipments(_ShipmentWatcher):
     """``shipment.stalled``: no carrier scan (or, never scanned, no scan since shipping)."""
 
     name = "stalled_shipments"
+    watched = _MOVING
+    reports = EventType.SHIPMENT_STALLED
 
     def __init__(
         self,
@@ -76,17 +99,10 @@ class StalledShipments(Watcher):
         return self.carrier_stall_after.get(carrier_key(carrier), self.stall_after)
 
     def idle_until(self, *, now: datetime) -> datetime | None:
-        with self.db.transaction() as session:
-            candidates = unreported_shipments(
-                session,
-                statuses=[str(s) for s in _MOVING],
-                source=self.source,
-                event_type=EventType.SHIPMENT_STALLED,
-            )
         return min(
             (
                 s.last_seen_at + self.threshold(s.carrier)
-                for s in candidates
+                for s in self._candidates()
                 if s.last_seen_at is not None
             ),
             default=None,
@@ -94,16 +110,8 @@ class StalledShipments(Watcher):
 
     def scan(self, *, now: datetime) -> list[Event]:
         shortest = min([self.stall_after, *self.carrier_stall_after.values()])
-        with self.db.transaction() as session:
-            candidates = unreported_shipments(
-                session,
-                statuses=[str(s) for s in _MOVING],
-                source=self.source,
-                event_type=EventType.SHIPMENT_STALLED,
-                seen_before=now - shortest,
-            )
         events = []
-        for shipment in candidates:
+        for shipment in self._candidates(seen_before=now - shortest):
             if shipment.last_seen_at is None:
                 continue
             stalled_at = shipment.last_seen_at + self.threshold(shipment.carrier)
@@ -112,10 +120,12 @@ class StalledShipments(Watcher):
         return events
 
 
-class LateShipments(Watcher):
+class LateShipments(_ShipmentWatcher):
     """``shipment.late``: not delivered by the end of its expected day, in the customer's zone."""
 
     name = "late_shipments"
+    watched = _NOT_DELIVERED
+    reports = EventType.SHIPMENT_LATE
 
     def __init__(
         self,
@@ -142,29 +152,14 @@ class LateShipments(Watcher):
         return datetime.combine(next_day, time(0), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
     def idle_until(self, *, now: datetime) -> datetime | None:
-        with self.db.transaction() as session:
-            candidates = unreported_shipments(
-                session,
-                statuses=[str(s) for s in _NOT_DELIVERED],
-                source=self.source,
-                event_type=EventType.SHIPMENT_LATE,
-            )
-        deadlines = [d for d in map(self.deadline, candidates) if d is not None]
+        deadlines = [d for d in map(self.deadline, self._candidates()) if d is not None]
         return min(deadlines, default=None)
 
     def scan(self, *, now: datetime) -> list[Event]:
         # The furthest-ahead zone (UTC+14) ends its day first: a coarse filter, refined below.
         coarse = (now + timedelta(hours=14)).date()
-        with self.db.transaction() as session:
-            candidates = unreported_shipments(
-                session,
-                statuses=[str(s) for s in _NOT_DELIVERED],
-                source=self.source,
-                event_type=EventType.SHIPMENT_LATE,
-                expected_before=coarse,
-            )
         events = []
-        for shipment in candidates:
+        for shipment in self._candidates(expected_before=coarse):
             deadline = self.deadline(shipment)
             if deadline is not None and deadline <= now:
                 events.append(_event(EventType.SHIPMENT_LATE, "late", shipment, deadline))
