@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     watchers: WatcherSettings = Field(default_factory=WatcherSettings)
     caps: CapSettings = Field(default_factory=CapSettings)
 
+    @property
+    def admin_secret(self) -> str | None:
+        """The admin token, or None when it is unset or empty (the admin routes are off)."""
+        if self.admin_token is None:
+            return None
+        return self.admin_token.get_secret_value() or None
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

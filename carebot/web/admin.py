@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 
 from carebot.contacts import normalize_phone, valid_email
 from carebot.masking import mask_recipient
-from carebot.runtime import Runtime
 from carebot.store import admin, consent
 from carebot.web._body import read_body
+from carebot.web.state import runtime_of
 
 __all__ = ["cancel", "consents", "notifications", "resend"]
 
@@ -28,18 +28,13 @@ logger = logging.getLogger(__name__)
 PAST = {"cancel": "cancelled", "resend": "resent"}
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _refusal(request: Request) -> Response | None:
     """None when the request carries the admin token; else the response to send instead."""
-    configured = _runtime(request).settings.admin_token
-    if configured is None or not configured.get_secret_value():
+    configured = runtime_of(request).settings.admin_secret
+    if configured is None:
         return JSONResponse({"error": "not found"}, status_code=404)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = configured.get_secret_value().encode()
+    expected = configured.encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
         return JSONResponse(
             {"error": "admin token missing or wrong"},
@@ -58,7 +53,7 @@ async def consents(request: Request) -> Response:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     try:
         payload: Any = json.loads(body)
@@ -114,7 +109,7 @@ async def notifications(request: Request) -> Response:
     customer_id = request.query_params.get("customer_id")
     if not order_id and not customer_id:
         return _bad("give order_id or customer_id")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
 
     def load() -> list[dict[str, Any]]:
         with runtime.db.transaction() as session:
@@ -127,7 +122,7 @@ async def _act(request: Request, action: str) -> Response:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     try:
         notification_id = int(request.path_params["notification_id"])
     except ValueError:

@@ -22,6 +22,7 @@ from carebot.runtime import Runtime
 from carebot.web.admin import cancel, consents, notifications, resend
 from carebot.web.dashboard import routes as dashboard_routes
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
+from carebot.web.state import runtime_of
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
 from carebot.web.unsubscribe import unsubscribe_confirm, unsubscribe_page
 from carebot.web.webhooks import carebot_webhook
@@ -30,7 +31,7 @@ __all__ = ["create_app"]
 
 
 async def healthz(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
 
     def probe() -> None:
         with runtime.db.transaction() as session:
@@ -44,7 +45,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     body = await run_in_threadpool(generate_latest, runtime.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

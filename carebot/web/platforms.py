@@ -24,6 +24,7 @@ from carebot.sources import aftership, shopify, woocommerce
 from carebot.sources.signatures import verify_hmac_sha256_base64
 from carebot.store import lookups
 from carebot.web._body import read_body
+from carebot.web.state import runtime_of
 from carebot.web.webhooks import bad_request
 
 __all__ = ["aftership_webhook", "join_known_shipments", "shopify_webhook", "woocommerce_webhook"]
@@ -31,11 +32,6 @@ __all__ = ["aftership_webhook", "join_known_shipments", "shopify_webhook", "wooc
 logger = logging.getLogger(__name__)
 
 Mapper = Callable[[Mapping[str, str], Any], list[Event]]
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _unauthorized(source: str) -> Response:
@@ -93,7 +89,7 @@ async def _platform_webhook(
     mapper: Mapper,
     delivery_id: Callable[[Mapping[str, str], Any], str | None],
 ) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     headers = dict(request.headers)
     if source == "woocommerce" and woocommerce.is_ping(headers, body):
@@ -133,7 +129,7 @@ async def shopify_webhook(request: Request) -> Response:
     return await _platform_webhook(
         request,
         source="shopify",
-        secret=_runtime(request).settings.webhooks.shopify_secret,
+        secret=runtime_of(request).settings.webhooks.shopify_secret,
         signature_header=shopify.HMAC_HEADER,
         mapper=shopify.map_webhook,
         delivery_id=lambda headers, _payload: shopify.delivery_id(headers),
@@ -145,7 +141,7 @@ async def woocommerce_webhook(request: Request) -> Response:
     return await _platform_webhook(
         request,
         source="woocommerce",
-        secret=_runtime(request).settings.webhooks.woocommerce_secret,
+        secret=runtime_of(request).settings.webhooks.woocommerce_secret,
         signature_header=woocommerce.SIGNATURE_HEADER,
         mapper=woocommerce.map_webhook,
         delivery_id=lambda headers, _payload: woocommerce.delivery_id(headers),
@@ -157,7 +153,7 @@ async def aftership_webhook(request: Request) -> Response:
     return await _platform_webhook(
         request,
         source="aftership",
-        secret=_runtime(request).settings.webhooks.aftership_secret,
+        secret=runtime_of(request).settings.webhooks.aftership_secret,
         signature_header=aftership.SIGNATURE_HEADER,
         mapper=aftership.map_webhook,
         delivery_id=lambda _headers, payload: aftership.delivery_id(payload),

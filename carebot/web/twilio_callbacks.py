@@ -19,17 +19,13 @@ from carebot.runtime import Runtime
 from carebot.sources import twilio
 from carebot.store import consent, schedule
 from carebot.web._body import read_body
+from carebot.web.state import runtime_of
 
 __all__ = ["help_text", "twilio_inbound", "twilio_status"]
 
 logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _twiml(message: str | None = None) -> Response:
@@ -52,7 +48,7 @@ def help_text(runtime: Runtime) -> str:
 
 async def _verified_params(request: Request) -> dict[str, str] | None:
     """The form parameters when the Twilio signature is right, else None."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     try:
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -106,7 +102,7 @@ async def twilio_status(request: Request) -> Response:
     params = await _verified_params(request)
     if params is None:
         return _forbidden()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     raw_id = request.query_params.get("notification", "")
     if not raw_id.isdigit():
         return JSONResponse({"error": "notification query parameter missing"}, status_code=400)
@@ -144,7 +140,7 @@ async def twilio_inbound(request: Request) -> Response:
     params = await _verified_params(request)
     if params is None:
         return _forbidden()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     sender = (params.get("From") or "").strip()
     kind = twilio.classify_reply(params.get("Body") or "")
     if kind in (twilio.Reply.OPT_OUT, twilio.Reply.OPT_IN) and sender:

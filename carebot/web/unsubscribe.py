@@ -19,6 +19,7 @@ from carebot.runtime import Runtime
 from carebot.store import consent
 from carebot.unsubscribe import read_token, signing_key
 from carebot.web._body import read_body
+from carebot.web.state import runtime_of
 
 __all__ = ["unsubscribe_confirm", "unsubscribe_page"]
 
@@ -41,11 +42,6 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _address(runtime: Runtime, token: str) -> str | None:
     with runtime.db.transaction() as session:
         key = signing_key(session)
@@ -65,7 +61,7 @@ async def unsubscribe_page(request: Request) -> Response:
 
     Mail scanners follow links; only the POST below records anything.
     """
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     token = request.path_params["token"]
     address = await run_in_threadpool(_address, runtime, token)
     if address is None:
@@ -98,7 +94,7 @@ def _opt_out(runtime: Runtime, address: str) -> None:
 
 async def unsubscribe_confirm(request: Request) -> Response:
     """``POST /unsubscribe/{token}``: record the email opt-out and answer 200."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     # Read (and bound) the body, whatever it says: the signed token is what authorises.
     await read_body(request, runtime.settings.http.max_body_bytes)
     address = await run_in_threadpool(_address, runtime, request.path_params["token"])

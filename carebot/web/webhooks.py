@@ -16,6 +16,7 @@ from carebot.exceptions import EventError
 from carebot.runtime import Runtime
 from carebot.store import entities
 from carebot.web._body import read_body
+from carebot.web.state import runtime_of
 
 __all__ = ["carebot_webhook"]
 
@@ -23,11 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Header values worth keeping with a rejected payload (never a signature or a secret).
 _KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp")
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _rejected(runtime: Runtime, source: str, request: Request, body: bytes, reason: str) -> None:
@@ -74,7 +70,7 @@ async def store_event(
 
 async def carebot_webhook(request: Request) -> Response:
     """``POST /webhooks/carebot``: canonical events signed per Standard Webhooks."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     secret: str = request.app.state.webhook_secret
     try:

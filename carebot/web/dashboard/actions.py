@@ -27,9 +27,9 @@ from carebot.web.dashboard.views import (
     guarded,
     language_of,
     render,
-    runtime_of,
     signer_of,
 )
+from carebot.web.state import runtime_of
 
 __all__ = ["cancel", "end_disruption", "login", "login_page", "logout", "resend"]
 
@@ -67,8 +67,7 @@ async def login(request: Request) -> Response:
     runtime = runtime_of(request)
     form = await request.form()
     given = str(form.get("token") or "").encode()
-    token = runtime.settings.admin_token
-    expected = token.get_secret_value().encode() if token is not None else b""
+    expected = (runtime.settings.admin_secret or "").encode()
     target = _safe_next(str(form.get("next") or ""))
     if not hmac.compare_digest(given, expected):
         logger.warning("dashboard login refused", extra={"action": "dashboard_login_refused"})

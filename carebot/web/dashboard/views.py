@@ -18,6 +18,7 @@ from carebot.masking import mask_recipient, mask_text
 from carebot.runtime import Runtime
 from carebot.web.dashboard.i18n import Translator, pick_language
 from carebot.web.dashboard.session import COOKIE, SessionSigner
+from carebot.web.state import runtime_of
 
 __all__ = [
     "LANG_COOKIE",
@@ -26,7 +27,6 @@ __all__ = [
     "guarded",
     "language_of",
     "render",
-    "runtime_of",
     "signer_of",
 ]
 
@@ -43,17 +43,10 @@ _env.filters["mask"] = lambda value: mask_recipient(value) if value else ""
 _env.filters["mask_text"] = lambda value: mask_text(value) if value else ""
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def signer_of(request: Request) -> SessionSigner | None:
     """The signer for the configured admin token; None when no token is set."""
-    token = runtime_of(request).settings.admin_token
-    if token is None or not token.get_secret_value():
-        return None
-    return SessionSigner(token.get_secret_value())
+    token = runtime_of(request).settings.admin_secret
+    return None if token is None else SessionSigner(token)
 
 
 @dataclass(frozen=True)
