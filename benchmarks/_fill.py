@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,16 +47,21 @@ def rows(
         }
 
 
-def fill(
-    db: Database, count: int, *, due: datetime, start: int = 0, spread: timedelta = timedelta(0)
-) -> None:
+def bulk_insert(db: Database, model: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table, 20,000 to a transaction."""
     batch: list[dict[str, Any]] = []
-    for row in rows(count, due=due, start=start, spread=spread):
+    for row in rows:
         batch.append(row)
         if len(batch) == 20_000:
             with db.transaction() as session:
-                session.execute(insert(NotificationRow), batch)
+                session.execute(insert(model), batch)
             batch = []
     if batch:
         with db.transaction() as session:
-            session.execute(insert(NotificationRow), batch)
+            session.execute(insert(model), batch)
+
+
+def fill(
+    db: Database, count: int, *, due: datetime, start: int = 0, spread: timedelta = timedelta(0)
+) -> None:
+    bulk_insert(db, NotificationRow, rows(count, due=due, start=start, spread=spread))

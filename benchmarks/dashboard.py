@@ -24,7 +24,10 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fill import bulk_insert
 
 from carebot.clock import VirtualClock
 from carebot.runtime import build_runtime
@@ -85,22 +88,9 @@ def _notifications(count: int, orders: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def _bulk(db: Database, model: Any, rows: Iterator[dict[str, Any]]) -> None:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == 20_000:
-            with db.transaction() as session:
-                session.execute(insert(model), batch)
-            batch = []
-    if batch:
-        with db.transaction() as session:
-            session.execute(insert(model), batch)
-
-
 def fill(db: Database, *, notifications: int, orders: int) -> None:
     stamp = {"created_at": NOW, "updated_at": NOW}
-    _bulk(
+    bulk_insert(
         db,
         CustomerRow,
         (
@@ -110,7 +100,7 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
         ),
     )
     address = {"country": "CN", "city": "杭州市"}
-    _bulk(
+    bulk_insert(
         db,
         OrderRow,
         (
@@ -119,7 +109,7 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
             for n in range(orders)
         ),
     )
-    _bulk(
+    bulk_insert(
         db,
         LineItemRow,
         (
@@ -128,7 +118,7 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
             for n in range(orders)
         ),
     )
-    _bulk(
+    bulk_insert(
         db,
         ShipmentRow,
         (
@@ -137,7 +127,7 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
             for n in range(orders)
         ),
     )
-    _bulk(
+    bulk_insert(
         db,
         EventRow,
         (
@@ -146,9 +136,9 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
             for n in range(orders)
         ),
     )
-    _bulk(db, NotificationRow, _notifications(notifications, orders))
+    bulk_insert(db, NotificationRow, _notifications(notifications, orders))
     rng = random.Random(11)
-    _bulk(
+    bulk_insert(
         db,
         FeedbackRow,
         (
