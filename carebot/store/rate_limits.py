@@ -26,15 +26,16 @@ def take_token(session: Session, *, name: str, rate: float, burst: float, now: d
     The bucket starts full (``burst`` tokens) and refills at ``rate`` a second up to ``burst``.
     A clock that went backwards (another host's) refills nothing and takes nothing extra.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(RateBucketRow)
-        .values(name=name, tokens=burst, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    row = session.scalars(
-        select(RateBucketRow).where(RateBucketRow.name == name).with_for_update()
-    ).one()
+    locked = select(RateBucketRow).where(RateBucketRow.name == name).with_for_update()
+    row = session.scalars(locked).one_or_none()
+    if row is None:  # the bucket's first use; another process may be creating it too
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(RateBucketRow)
+            .values(name=name, tokens=burst, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = session.scalars(locked).one()
     elapsed = max(0.0, (now - row.updated_at).total_seconds())
     tokens = min(burst, row.tokens + elapsed * rate)
     row.updated_at = max(now, row.updated_at)
