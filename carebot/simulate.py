@@ -103,6 +103,12 @@ class _Replay:
         }
         # Watchers stop ticking past this instant (see ``WATCH_HORIZON``).
         self.watch_until: datetime | None = None
+        # When the earliest scheduled row falls due, as last read from the store, or lowered
+        # by what an ingest scheduled since; not known after anything else changed the store.
+        # Early is harmless (the dispatcher finds nothing and the store is asked again), and
+        # it spares a query per replayed event.
+        self._due: datetime | None = None
+        self._due_known = False
 
     def _aligned(self, watcher: Watcher, instant: datetime) -> datetime:
         """The first tick of ``watcher`` at or after ``instant``."""
@@ -111,7 +117,9 @@ class _Replay:
 
     def ingest(self, event: Event, *, source: str = "carebot") -> None:
         """Ingest through the real pipeline; the store changed, so every watcher wakes."""
-        self.runtime.pipeline.ingest(event, source=source)
+        result = self.runtime.pipeline.ingest(event, source=source)
+        if result.earliest_due is not None and self._due_known:
+            self._due = min(filter(None, (self._due, result.earliest_due)))
         after = self.clock.now() + timedelta(microseconds=1)
         for watcher in self.runtime.watchers:
             tick = self._aligned(watcher, after)
@@ -140,20 +148,28 @@ class _Replay:
         self.ticks[id(watcher)] = (
             None if idle is None else self._aligned(watcher, max(idle, at + watcher.interval))
         )
+        self._due_known = False
         for event in events:
             self.ingest(event, source=watcher.source)
+
+    def _next_due(self) -> datetime | None:
+        if not self._due_known:
+            with self.runtime.db.transaction() as session:
+                self._due = schedule.next_due_at(session)
+            self._due_known = True
+        return self._due
 
     async def run_until(self, instant: datetime) -> None:
         """Send what falls due and run the watchers' ticks up to ``instant``, in time order."""
         while True:
-            with self.runtime.db.transaction() as session:
-                due = schedule.next_due_at(session)
+            due = self._next_due()
             tick = self._next_tick()
             # A message due at the same instant as a tick goes first, as in the daemon, where
             # the 1 s dispatch tick runs long before a watcher's next interval.
             if due is not None and due <= instant and (tick is None or due <= tick[0]):
                 if due > self.clock.now():
                     self.clock.set(due)
+                self._due_known = False
                 await self.runtime.dispatcher.run_once()
                 continue
             if tick is None or tick[0] > instant:

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage
 from carebot.clock import Clock
 from carebot.contacts import normalize_phone, valid_email
@@ -191,7 +193,13 @@ class Dispatcher:
             )
         if row.audience == MERCHANT:
             return await self._send(row, kind)
-        opted_out = await self._db(consent.is_opted_out, channel=row.channel, address=row.recipient)
+        # Consent and, for a message under the cap, its recent sends: one read for both.
+        opted_out, recent = await self._db(
+            _consent_and_recent_sends,
+            channel=row.channel,
+            address=row.recipient,
+            since=None if row.transactional else now - ROLLING_WINDOW,
+        )
         # A transactional notice overrides an email marketing opt-out, never an SMS STOP.
         if opted_out and (kind == ChannelKind.SMS or not row.transactional):
             return await self._finish(
@@ -212,7 +220,7 @@ class Dispatcher:
             )
             return "held"
         if not row.transactional:
-            capped = await self._apply_cap(row, kind, now)
+            capped = await self._apply_cap(row, kind, now, recent)
             if capped is not None:
                 return capped
         return await self._send(row, kind)
@@ -365,7 +373,7 @@ class Dispatcher:
         return {S.FAILED: "failed", S.EXPIRED: "expired", S.SUPPRESSED: "suppressed"}[status]
 
     async def _apply_cap(
-        self, row: NotificationRow, kind: ChannelKind, now: datetime
+        self, row: NotificationRow, kind: ChannelKind, now: datetime, sent: list[datetime]
     ) -> str | None:
         """Merge or defer ``row`` when sending it now would pass the cap; None to send it now.
 
@@ -373,14 +381,7 @@ class Dispatcher:
         same address that goes out no later than it could (one message listing both), or it
         waits for the first free slot that is also an allowed hour.
         """
-        assert row.recipient is not None
         limit = self._caps[kind]
-        sent = await self._db(
-            schedule.recent_sends,
-            channel=row.channel,
-            recipient=row.recipient,
-            since=now - ROLLING_WINDOW,
-        )
         free = next_free_slot(sent, limit=limit, now=now)
         if free <= now:
             return None
@@ -453,6 +454,17 @@ class Dispatcher:
         if self._unsubscribe_key is None:
             self._unsubscribe_key = await self._db(signing_key)
         return f"{self.public_url}/unsubscribe/{make_token(self._unsubscribe_key, address)}"
+
+
+def _consent_and_recent_sends(
+    session: Session, *, channel: str, address: str, since: datetime | None
+) -> tuple[bool, list[datetime]]:
+    """Whether ``address`` opted out of ``channel``; when not and ``since`` is given, when
+    messages to it went out after ``since`` (for the frequency cap)."""
+    opted_out = consent.is_opted_out(session, channel=channel, address=address)
+    if opted_out or since is None:
+        return opted_out, []
+    return False, schedule.recent_sends(session, channel=channel, recipient=address, since=since)
 
 
 def _valid_address(kind: ChannelKind, address: str) -> bool:

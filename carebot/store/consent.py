@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from carebot.store._upsert import insert_ignore
@@ -41,12 +41,13 @@ def set_consent(
     row.changed_at = now
 
 
+# Asked before every planned and every sent message: built once.
+_OPTED_OUT = select(ConsentRow.opted_out).where(
+    ConsentRow.channel == bindparam("channel"), ConsentRow.address == bindparam("address")
+)
+
+
 def is_opted_out(session: Session, *, channel: str, address: str) -> bool:
     """Whether the latest word of ``address`` on ``channel`` was an opt-out."""
-    return bool(
-        session.scalar(
-            select(ConsentRow.opted_out).where(
-                ConsentRow.channel == channel, ConsentRow.address == _key(channel, address)
-            )
-        )
-    )
+    params = {"channel": channel, "address": _key(channel, address)}
+    return bool(session.scalar(_OPTED_OUT, params))

@@ -10,14 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
-from carebot.store._upsert import insert_ignore
+from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import NotificationRow
 from carebot.store.types import UTCDateTime
 
@@ -43,6 +53,7 @@ __all__ = [
 # the query to the partial index on scheduled rows (a parameter could be any status).
 IS_SCHEDULED = NotificationRow.status == literal_column("'scheduled'")
 _PENDING = (S.SCHEDULED, S.CLAIMED)
+_TABLE = cast(Table, NotificationRow.__table__)
 
 
 def insert_planned(
@@ -50,39 +61,36 @@ def insert_planned(
 ) -> list[PlannedNotification]:
     """Insert what is new; a dedupe key already present (in any status) is left alone."""
     inserted: list[PlannedNotification] = []
+    statement = prepared_insert_ignore(session, _TABLE, ("dedupe_key",), returning="id")
     for item in planned:
-        statement = (
-            insert_ignore(session, NotificationRow, ["dedupe_key"])
-            .values(
-                dedupe_key=item.dedupe_key,
-                rule_id=item.rule_id,
-                channel=item.channel,
-                recipient=item.recipient,
-                fallback_recipient=item.fallback_recipient,
-                template=item.template,
-                locale=item.locale,
-                timezone=item.timezone,
-                window=item.window,
-                order_id=item.order_id,
-                customer_id=item.customer_id,
-                shipment_id=item.shipment_id,
-                event_id=item.event_id,
-                context=item.context,
-                due_at=item.due_at,
-                not_after=item.not_after,
-                status=str(item.status),
-                reason=item.reason,
-                attempts=0,
-                max_attempts=item.max_attempts,
-                transactional=item.transactional,
-                in_doubt=item.in_doubt,
-                audience=item.audience,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(NotificationRow.id)
-        )
-        if session.execute(statement).scalar_one_or_none() is not None:
+        row = {
+            "dedupe_key": item.dedupe_key,
+            "rule_id": item.rule_id,
+            "channel": item.channel,
+            "recipient": item.recipient,
+            "fallback_recipient": item.fallback_recipient,
+            "template": item.template,
+            "locale": item.locale,
+            "timezone": item.timezone,
+            "window": item.window,
+            "order_id": item.order_id,
+            "customer_id": item.customer_id,
+            "shipment_id": item.shipment_id,
+            "event_id": item.event_id,
+            "context": item.context,
+            "due_at": item.due_at,
+            "not_after": item.not_after,
+            "status": str(item.status),
+            "reason": item.reason,
+            "attempts": 0,
+            "max_attempts": item.max_attempts,
+            "transactional": item.transactional,
+            "in_doubt": item.in_doubt,
+            "audience": item.audience,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if session.execute(statement, row).scalar_one_or_none() is not None:
             inserted.append(item)
     return inserted
 
@@ -182,6 +190,43 @@ def claim_due(
     return rows
 
 
+# The two updates of every send, built once: the send path runs them for each message.
+_MARK_SENDING = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("notification_id"),
+        _TABLE.c.status == str(S.CLAIMED),
+        _TABLE.c.locked_by == bindparam("worker"),
+    )
+    .values(
+        status=str(S.SENDING),
+        attempts=_TABLE.c.attempts + 1,
+        locked_until=bindparam("locked_until", type_=UTCDateTime()),
+        subject=bindparam("subject"),
+        body=bindparam("body"),
+        segments=bindparam("segments"),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
+_MARK_SENT = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("notification_id"),
+        _TABLE.c.status.in_([str(S.SENDING), str(S.UNKNOWN), str(S.SCHEDULED)]),
+    )
+    .values(
+        status=str(S.SENT),
+        provider_id=bindparam("provider_id"),
+        provider_status=bindparam("provider_status"),
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        locked_by=None,
+        locked_until=None,
+        reason=None,
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
+
+
 def mark_sending(
     session: Session,
     *,
@@ -194,25 +239,19 @@ def mark_sending(
     segments: int | None = None,
 ) -> bool:
     """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
-    statement = (
-        update(NotificationRow)
-        .where(
-            NotificationRow.id == notification_id,
-            NotificationRow.status == str(S.CLAIMED),
-            NotificationRow.locked_by == worker,
-        )
-        .values(
-            status=str(S.SENDING),
-            attempts=NotificationRow.attempts + 1,
-            locked_until=now + lease,
-            subject=subject,
-            body=body,
-            segments=segments,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    result = session.execute(
+        _MARK_SENDING,
+        {
+            "notification_id": notification_id,
+            "worker": worker,
+            "locked_until": now + lease,
+            "subject": subject,
+            "body": body,
+            "segments": segments,
+            "now": now,
+        },
     )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def mark_sent(
@@ -224,25 +263,16 @@ def mark_sent(
     now: datetime,
 ) -> bool:
     """Record that the provider accepted the message."""
-    statement = (
-        update(NotificationRow)
-        .where(
-            NotificationRow.id == notification_id,
-            NotificationRow.status.in_([str(S.SENDING), str(S.UNKNOWN), str(S.SCHEDULED)]),
-        )
-        .values(
-            status=str(S.SENT),
-            provider_id=provider_id,
-            provider_status=provider_status,
-            sent_at=now,
-            locked_by=None,
-            locked_until=None,
-            reason=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    result = session.execute(
+        _MARK_SENT,
+        {
+            "notification_id": notification_id,
+            "provider_id": provider_id,
+            "provider_status": provider_status,
+            "now": now,
+        },
     )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def release(
@@ -391,6 +421,15 @@ def next_due_at(session: Session) -> datetime | None:
 _COUNTED = (S.SENT, S.DELIVERED, S.SENDING)
 
 
+_SENT_MOMENT = func.coalesce(_TABLE.c.sent_at, _TABLE.c.updated_at)
+_RECENT_SENDS = select(_SENT_MOMENT).where(
+    _TABLE.c.channel == bindparam("channel"),
+    _TABLE.c.recipient == bindparam("recipient"),
+    _TABLE.c.status.in_([str(s) for s in _COUNTED]),
+    _SENT_MOMENT > bindparam("since", type_=UTCDateTime()),  # noqa: SIM300 (an expression)
+)
+
+
 def recent_sends(
     session: Session, *, channel: str, recipient: str, since: datetime
 ) -> list[datetime]:
@@ -398,17 +437,8 @@ def recent_sends(
 
     A row still ``sending`` has no ``sent_at`` yet; the moment it became ``sending`` stands in.
     """
-    moment = func.coalesce(NotificationRow.sent_at, NotificationRow.updated_at)
-    return list(
-        session.scalars(
-            select(moment).where(
-                NotificationRow.channel == channel,
-                NotificationRow.recipient == recipient,
-                NotificationRow.status.in_([str(s) for s in _COUNTED]),
-                moment > since,
-            )
-        )
-    )
+    params = {"channel": channel, "recipient": recipient, "since": since}
+    return list(session.scalars(_RECENT_SENDS, params))
 
 
 def merge_target(
