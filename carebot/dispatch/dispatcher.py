@@ -56,6 +56,10 @@ T = TypeVar("T")
 # Rows of rules with ``audience: merchant``.
 MERCHANT = "merchant"
 
+# What the guards need to know of an address before a send: whether it opted out of the
+# channel, and when messages to it went out within the frequency cap's rolling window.
+Guards = tuple[bool, list[datetime]]
+
 # Twilio error 21610: the recipient replied STOP; the number must not be texted again.
 TWILIO_OPTED_OUT = "21610"
 
@@ -135,8 +139,8 @@ class Dispatcher:
         """Claim one batch of due rows and see each to its next state."""
         report = DispatchReport()
         now = self.clock.now()
-        rows = await self._db(
-            schedule.claim_due,
+        rows, guards = await self._db(
+            _claim_with_guards,
             now=now,
             worker=self.worker_id,
             limit=self.settings.batch_size,
@@ -150,7 +154,12 @@ class Dispatcher:
             queues.setdefault((row.channel, row.recipient), []).append(row)
 
         async def drain(queue: list[NotificationRow]) -> list[str]:
-            return [await self._deliver(row) for row in queue]
+            # The first row to an address uses what the claim read of it; the ones after it
+            # read again, to count what the ones before them sent.
+            first = guards.get((queue[0].channel, queue[0].recipient or ""))
+            return [
+                await self._deliver(row, first if n == 0 else None) for n, row in enumerate(queue)
+            ]
 
         for outcomes in await asyncio.gather(*(drain(q) for q in queues.values())):
             for outcome in outcomes:
@@ -178,7 +187,7 @@ class Dispatcher:
             windows.append(parse_window(row.window))
         return windows
 
-    async def _deliver(self, row: NotificationRow) -> str:
+    async def _deliver(self, row: NotificationRow, guards: Guards | None = None) -> str:
         now = self.clock.now()
         if now > row.not_after:
             return await self._finish(
@@ -193,13 +202,14 @@ class Dispatcher:
             )
         if row.audience == MERCHANT:
             return await self._send(row, kind)
-        # Consent and, for a message under the cap, its recent sends: one read for both.
-        opted_out, recent = await self._db(
-            _consent_and_recent_sends,
-            channel=row.channel,
-            address=row.recipient,
-            since=None if row.transactional else now - ROLLING_WINDOW,
-        )
+        if guards is None:
+            guards = await self._db(
+                _guards,
+                channel=row.channel,
+                address=row.recipient,
+                since=None if row.transactional else now - ROLLING_WINDOW,
+            )
+        opted_out, recent = guards
         # A transactional notice overrides an email marketing opt-out, never an SMS STOP.
         if opted_out and (kind == ChannelKind.SMS or not row.transactional):
             return await self._finish(
@@ -456,15 +466,28 @@ class Dispatcher:
         return f"{self.public_url}/unsubscribe/{make_token(self._unsubscribe_key, address)}"
 
 
-def _consent_and_recent_sends(
-    session: Session, *, channel: str, address: str, since: datetime | None
-) -> tuple[bool, list[datetime]]:
+def _guards(session: Session, *, channel: str, address: str, since: datetime | None) -> Guards:
     """Whether ``address`` opted out of ``channel``; when not and ``since`` is given, when
     messages to it went out after ``since`` (for the frequency cap)."""
     opted_out = consent.is_opted_out(session, channel=channel, address=address)
     if opted_out or since is None:
         return opted_out, []
     return False, schedule.recent_sends(session, channel=channel, recipient=address, since=since)
+
+
+def _claim_with_guards(
+    session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta
+) -> tuple[list[NotificationRow], dict[tuple[str, str], Guards]]:
+    """Claim due rows and, in the same transaction, read the guards of their addresses."""
+    rows = schedule.claim_due(session, now=now, worker=worker, limit=limit, lease=lease)
+    guards: dict[tuple[str, str], Guards] = {}
+    for row in rows:
+        key = (row.channel, row.recipient or "")
+        if row.audience != MERCHANT and row.recipient and key not in guards:
+            guards[key] = _guards(
+                session, channel=row.channel, address=row.recipient, since=now - ROLLING_WINDOW
+            )
+    return rows, guards
 
 
 def _valid_address(kind: ChannelKind, address: str) -> bool:

@@ -232,7 +232,7 @@ def test_insert_planned_returns_only_the_new_rows_of_a_batch(db: Database) -> No
 def test_the_claim_query_reads_the_partial_index_of_scheduled_rows(tmp_path: Path) -> None:
     """Without it SQLite sorted every pending row: 23x slower at 200,000 pending than at 10,000."""
     db = migrated_database(tmp_path / "carebot.db")
-    query = schedule.due_candidates(dialect="sqlite", now=NOW, limit=100)
+    query = schedule.due_candidates("sqlite").params(now=NOW, limit=100)
     with db.engine.connect() as connection:
         compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
         plan = " ".join(
