@@ -3,19 +3,27 @@
 Events arrive late, twice and out of order. Order status only moves forward (cancelled and
 refunded are final); a shipment's status follows the newest event by ``occurred_at`` and
 ``delivered`` is final; partial events fill in only the fields they carry.
+
+This is the hot path of ingest: every statement is Core on the tables, built once, and run
+with the row as parameters. A merge reads the order and shipment rows it changes (locked on
+PostgreSQL, so concurrent events of one order take turns), folds the event in Python and
+writes the rows back whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import JSON, RowMapping, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from carebot.events import Customer, Event, EventType, ShipmentStatus
-from carebot.store._upsert import insert_ignore
+from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import (
     CustomerRow,
     EventRow,
@@ -37,6 +45,7 @@ _ORDER_STATUS_FOR = {
 }
 _ORDER_RANK = {"placed": 0, "paid": 1, "shipped": 2, "delivered": 3}
 _FINAL_ORDER_STATUSES = frozenset({"cancelled", "refunded"})
+_DELIVERED = str(ShipmentStatus.DELIVERED)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,158 @@ class MergeResult:
     order_now_delivered: bool = False
 
 
+# --- statements, built once ---------------------------------------------------------------------
+
+_EVENTS = cast(Table, EventRow.__table__)
+_CUSTOMERS = cast(Table, CustomerRow.__table__)
+_ORDERS = cast(Table, OrderRow.__table__)
+_ITEMS = cast(Table, LineItemRow.__table__)
+_SHIPMENTS = cast(Table, ShipmentRow.__table__)
+
+_CUSTOMER_FIELDS = ("name", "phone", "email", "locale", "timezone")
+# What a merge reads and writes back of an order and of a shipment (besides id and timestamps).
+_ORDER_COLUMNS = (
+    "customer_id",
+    "placed_at",
+    "total",
+    "currency",
+    "status",
+    "status_at",
+    "shipping_address",
+    "delivered_at",
+)
+_SHIPMENT_COLUMNS = (
+    "order_id",
+    "carrier",
+    "tracking_number",
+    "status",
+    "status_at",
+    "expected_delivery",
+    "last_scan_at",
+    "shipped_at",
+    "delivered_at",
+)
+_ITEM_COLUMNS = ("order_id", "position", "sku", "title", "quantity", "unit_price", "tags")
+
+# A parameter of None must store SQL NULL, as the ORM did for an order without an address, not
+# the JSON ``null`` a plain JSON column type would write.
+_JSON_OR_NULL = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _params(*names: str) -> dict[str, Any]:
+    return {name: bindparam(name) for name in names}
+
+
+# Read with the lock the UPDATE that follows takes anyway (FOR NO KEY UPDATE on PostgreSQL), so
+# concurrent events of one row take turns instead of writing back stale values. SQLite
+# transactions already hold the write lock.
+_READ_ORDER = (
+    select(*(_ORDERS.c[name] for name in _ORDER_COLUMNS))
+    .where(_ORDERS.c.id == bindparam("id"))
+    .with_for_update(key_share=True)
+)
+_ORDER_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("id"))
+_ORDER_VALUES = {
+    **_params(*_ORDER_COLUMNS, "updated_at"),
+    "shipping_address": bindparam("shipping_address", type_=_JSON_OR_NULL),
+}
+_INSERT_ORDER = insert(_ORDERS).values({**_ORDER_VALUES, **_params("id", "created_at")})
+# An update's WHERE parameter is ``key``: a parameter named like a column is a value to SET.
+_UPDATE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("key")).values(_ORDER_VALUES)
+_DELETE_ITEMS = delete(_ITEMS).where(_ITEMS.c.order_id == bindparam("order_id"))
+_INSERT_ITEM = insert(_ITEMS).values(_params(*_ITEM_COLUMNS))
+
+_READ_SHIPMENT = (
+    select(*(_SHIPMENTS.c[name] for name in _SHIPMENT_COLUMNS))
+    .where(_SHIPMENTS.c.id == bindparam("id"))
+    .with_for_update(key_share=True)
+)
+_INSERT_SHIPMENT = insert(_SHIPMENTS).values(
+    _params("id", *_SHIPMENT_COLUMNS, "created_at", "updated_at")
+)
+_UPDATE_SHIPMENT = (
+    update(_SHIPMENTS)
+    .where(_SHIPMENTS.c.id == bindparam("key"))
+    .values(_params(*_SHIPMENT_COLUMNS, "updated_at"))
+)
+_NOT_DELIVERED = or_(_SHIPMENTS.c.status.is_(None), _SHIPMENTS.c.status != _DELIVERED)
+_DELIVER_ORDER_SHIPMENTS = (
+    update(_SHIPMENTS)
+    .where(_SHIPMENTS.c.order_id == bindparam("key"), _NOT_DELIVERED)
+    .values(status=_DELIVERED, status_at=bindparam("at"), delivered_at=bindparam("at"))
+)
+_UNDELIVERED_SHIPMENT = (
+    select(_SHIPMENTS.c.id)
+    .where(_SHIPMENTS.c.order_id == bindparam("order_id"), _NOT_DELIVERED)
+    .limit(1)
+)
+
+_ORDER_FACTS = ("id", "placed_at", "total", "currency", "status", "delivered_at")
+_CUSTOMER_FACTS = ("id", *_CUSTOMER_FIELDS)
+_SHIPMENT_FACTS = (
+    "id",
+    "carrier",
+    "tracking_number",
+    "status",
+    "expected_delivery",
+    "last_scan_at",
+    "shipped_at",
+    "delivered_at",
+)
+# One row per shipment of the order (or one row without a shipment): the order and customer
+# columns are prefixed, the shipment columns keep their names.
+_LOAD_ORDER = (
+    select(
+        *(_ORDERS.c[name].label(f"order_{name}") for name in _ORDER_FACTS),
+        _ORDERS.c.shipping_address.label("order_shipping_address"),
+        *(_CUSTOMERS.c[name].label(f"customer_{name}") for name in _CUSTOMER_FACTS),
+        *(_SHIPMENTS.c[name] for name in _SHIPMENT_FACTS),
+    )
+    .select_from(
+        _ORDERS.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id).outerjoin(
+            _SHIPMENTS, _SHIPMENTS.c.order_id == _ORDERS.c.id
+        )
+    )
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .order_by(_SHIPMENTS.c.id)
+)
+_LOAD_SHIPMENT = select(*(_SHIPMENTS.c[name] for name in _SHIPMENT_FACTS)).where(
+    _SHIPMENTS.c.id == bindparam("id")
+)
+_LOAD_ITEMS = (
+    select(_ITEMS.c.sku, _ITEMS.c.title, _ITEMS.c.quantity, _ITEMS.c.unit_price, _ITEMS.c.tags)
+    .where(_ITEMS.c.order_id == bindparam("order_id"))
+    .order_by(_ITEMS.c.position, _ITEMS.c.id)
+)
+
+
+@cache
+def _customer_upsert(dialect: str) -> Any:
+    """Insert a customer or fill in the stored one, built once per dialect (``ON CONFLICT``)."""
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(_CUSTOMERS)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(_CUSTOMERS)
+    else:
+        raise NotImplementedError(f"carebot does not support the {dialect} dialect")
+    statement = statement.values(_params("id", *_CUSTOMER_FIELDS, "created_at", "updated_at"))
+    # A field the event does not carry (None) keeps what is stored.
+    return statement.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            **{
+                name: func.coalesce(statement.excluded[name], _CUSTOMERS.c[name])
+                for name in _CUSTOMER_FIELDS
+            },
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
 def record_event(
     session: Session,
     event: Event,
@@ -68,23 +229,19 @@ def record_event(
     delivery_id: str | None = None,
 ) -> bool:
     """Store ``event`` once per (source, id); return False when it was already stored."""
-    shipment_id = event.shipment.id if event.shipment else None
-    statement = (
-        insert_ignore(session, EventRow, ["source", "event_id"])
-        .values(
-            source=source,
-            event_id=event.id,
-            delivery_id=delivery_id,
-            type=str(event.type),
-            occurred_at=event.occurred_at,
-            received_at=received_at,
-            order_id=event.order_id,
-            shipment_id=shipment_id,
-            payload=event.model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
-        .returning(EventRow.id)
-    )
-    return session.execute(statement).scalar_one_or_none() is not None
+    row = {
+        "source": source,
+        "event_id": event.id,
+        "delivery_id": delivery_id,
+        "type": str(event.type),
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "order_id": event.order_id,
+        "shipment_id": event.shipment.id if event.shipment else None,
+        "payload": event.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    statement = prepared_insert_ignore(session, _EVENTS, ("source", "event_id"), returning="id")
+    return session.execute(statement, row).scalar_one_or_none() is not None
 
 
 def reject_payload(
@@ -104,6 +261,9 @@ def reject_payload(
     )
 
 
+# --- merging ------------------------------------------------------------------------------------
+
+
 def _customer_key(customer: Customer) -> str | None:
     if customer.id:
         return customer.id
@@ -120,74 +280,81 @@ def _merge_customer(
     key = existing_id if existing_id and not customer.id else _customer_key(customer)
     if key is None:
         return existing_id
-    row = session.get(CustomerRow, key)
-    if row is None:
-        row = CustomerRow(id=key, created_at=now, updated_at=now)
-        session.add(row)
-    for name in ("name", "phone", "email", "locale", "timezone"):
-        value = getattr(customer, name)
-        if value is not None:
-            setattr(row, name, value)
-    row.updated_at = now
+    row = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
+    row.update(id=key, created_at=now, updated_at=now)
+    session.execute(_customer_upsert(session.get_bind().dialect.name), row)
     return key
 
 
-def _order_row(session: Session, order_id: str, now: datetime) -> OrderRow:
-    row = session.get(OrderRow, order_id)
-    if row is None:
-        row = OrderRow(id=order_id, status="placed", created_at=now, updated_at=now)
-        session.add(row)
-        session.flush()
-    return row
-
-
-def _apply_order_status(row: OrderRow, event: Event) -> None:
+def _apply_order_status(row: dict[str, Any], event: Event) -> None:
     new = _ORDER_STATUS_FOR.get(event.type)
-    if new is None or row.status in _FINAL_ORDER_STATUSES:
+    if new is None or row["status"] in _FINAL_ORDER_STATUSES:
         return
-    if new in _FINAL_ORDER_STATUSES or _ORDER_RANK[new] > _ORDER_RANK.get(row.status, 0):
-        row.status = new
-        row.status_at = event.occurred_at
-        if new == "delivered" and row.delivered_at is None:
-            row.delivered_at = event.occurred_at
+    if new in _FINAL_ORDER_STATUSES or _ORDER_RANK[new] > _ORDER_RANK.get(row["status"], 0):
+        row["status"] = new
+        row["status_at"] = event.occurred_at
+        if new == "delivered" and row["delivered_at"] is None:
+            row["delivered_at"] = event.occurred_at
 
 
-def _merge_order(session: Session, event: Event, now: datetime) -> OrderRow | None:
+@dataclass(frozen=True)
+class _MergedOrder:
+    id: str
+    status: str
+    # Created by this event: then no shipment but the event's can belong to it (foreign key).
+    created: bool
+
+
+def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder | None:
     order_id = event.order_id
     if order_id is None:
         return None
-    row = _order_row(session, order_id, now)
+    stored = session.execute(_READ_ORDER, {"id": order_id}).one_or_none()
+    row: dict[str, Any] = dict.fromkeys(_ORDER_COLUMNS)
+    if stored is None:
+        row["status"] = "placed"
+    else:
+        row.update(stored._mapping)
     order = event.order
     if order is not None:
         if order.placed_at is not None:
-            row.placed_at = order.placed_at
+            row["placed_at"] = order.placed_at
         if order.total is not None:
-            row.total = str(order.total)
+            row["total"] = str(order.total)
         if order.currency is not None:
-            row.currency = order.currency
+            row["currency"] = order.currency
         if order.shipping_address is not None:
-            merged = dict(row.shipping_address or {})
+            merged = dict(row["shipping_address"] or {})
             merged.update(order.shipping_address.model_dump(mode="json", exclude_none=True))
-            row.shipping_address = merged
-        if order.items is not None:
-            row.items = [
-                LineItemRow(
-                    position=i,
-                    sku=item.sku,
-                    title=item.title,
-                    quantity=item.quantity,
-                    unit_price=None if item.unit_price is None else str(item.unit_price),
-                    tags=list(item.tags),
-                )
-                for i, item in enumerate(order.items)
-            ]
+            row["shipping_address"] = merged
         if order.customer is not None:
-            row.customer_id = _merge_customer(session, order.customer, now, row.customer_id)
+            row["customer_id"] = _merge_customer(session, order.customer, now, row["customer_id"])
     if event.customer is not None:
-        row.customer_id = _merge_customer(session, event.customer, now, row.customer_id)
+        row["customer_id"] = _merge_customer(session, event.customer, now, row["customer_id"])
     _apply_order_status(row, event)
-    row.updated_at = now
-    return row
+    row["updated_at"] = now
+    if stored is None:
+        session.execute(_INSERT_ORDER, {**row, "id": order_id, "created_at": now})
+    else:
+        session.execute(_UPDATE_ORDER, {**row, "key": order_id})
+    if order is not None and order.items is not None:
+        if stored is not None:
+            session.execute(_DELETE_ITEMS, {"order_id": order_id})
+        items = [
+            {
+                "order_id": order_id,
+                "position": i,
+                "sku": item.sku,
+                "title": item.title,
+                "quantity": item.quantity,
+                "unit_price": None if item.unit_price is None else str(item.unit_price),
+                "tags": list(item.tags),
+            }
+            for i, item in enumerate(order.items)
+        ]
+        if items:
+            session.execute(_INSERT_ITEM, items)
+    return _MergedOrder(id=order_id, status=row["status"], created=stored is None)
 
 
 def _implied_shipment_status(event: Event) -> ShipmentStatus | None:
@@ -201,38 +368,54 @@ def _implied_shipment_status(event: Event) -> ShipmentStatus | None:
 
 
 def _merge_shipment(
-    session: Session, event: Event, order: OrderRow | None, now: datetime
-) -> ShipmentRow | None:
+    session: Session, event: Event, order: _MergedOrder | None, now: datetime
+) -> dict[str, Any] | None:
+    """The shipment row as written, or None when the event names no shipment."""
     shipment = event.shipment
     if shipment is None:
         return None
-    row = session.get(ShipmentRow, shipment.id)
-    if row is None:
-        row = ShipmentRow(id=shipment.id, created_at=now, updated_at=now)
-        session.add(row)
+    stored = session.execute(_READ_SHIPMENT, {"id": shipment.id}).one_or_none()
+    row: dict[str, Any] = dict.fromkeys(_SHIPMENT_COLUMNS)
+    if stored is not None:
+        row.update(stored._mapping)
     if order is not None:
-        row.order_id = order.id
+        row["order_id"] = order.id
     for name in ("carrier", "tracking_number", "expected_delivery"):
         value = getattr(shipment, name)
         if value is not None:
-            setattr(row, name, value)
-    if event.type == EventType.ORDER_SHIPPED and row.shipped_at is None:
-        row.shipped_at = event.occurred_at
+            row[name] = value
+    if event.type == EventType.ORDER_SHIPPED and row["shipped_at"] is None:
+        row["shipped_at"] = event.occurred_at
     scan = shipment.last_scan_at
     if scan is None and event.type == EventType.SHIPMENT_UPDATED:
         scan = event.occurred_at
-    if scan is not None and (row.last_scan_at is None or scan > row.last_scan_at):
-        row.last_scan_at = scan
+    if scan is not None and (row["last_scan_at"] is None or scan > row["last_scan_at"]):
+        row["last_scan_at"] = scan
     status = _implied_shipment_status(event)
-    newer = row.status_at is None or event.occurred_at >= row.status_at
-    if status is not None and row.status != ShipmentStatus.DELIVERED and newer:
-        row.status = str(status)
-        row.status_at = event.occurred_at
+    newer = row["status_at"] is None or event.occurred_at >= row["status_at"]
+    if status is not None and row["status"] != _DELIVERED and newer:
+        row["status"] = str(status)
+        row["status_at"] = event.occurred_at
         if status == ShipmentStatus.DELIVERED:
-            row.delivered_at = event.occurred_at
-    row.updated_at = now
-    session.flush()
+            row["delivered_at"] = event.occurred_at
+    # A shipment's order_id always names a stored order (foreign key): when the whole order
+    # arrived, so did this shipment.
+    if (
+        event.type == EventType.ORDER_DELIVERED
+        and row["order_id"] is not None
+        and row["status"] != _DELIVERED
+    ):
+        row.update(status=_DELIVERED, status_at=event.occurred_at, delivered_at=event.occurred_at)
+    row["updated_at"] = now
+    if stored is None:
+        session.execute(_INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now})
+    else:
+        session.execute(_UPDATE_SHIPMENT, {**row, "key": shipment.id})
     return row
+
+
+def _all_delivered(session: Session, order_id: str) -> bool:
+    return session.execute(_UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
 
 
 def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult:
@@ -241,82 +424,65 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
     if event.customer is not None and order is None:
         _merge_customer(session, event.customer, now, None)
     shipment = _merge_shipment(session, event, order, now)
-    if order is None and shipment is not None and shipment.order_id is not None:
-        # A carrier update names only its shipment; the order is the one the store knows.
-        order = session.get(OrderRow, shipment.order_id)
-    if event.type == EventType.ORDER_DELIVERED and order is not None:
-        # The source says the whole order arrived: so did every shipment of it.
-        for other in session.scalars(select(ShipmentRow).where(ShipmentRow.order_id == order.id)):
-            if other.status != ShipmentStatus.DELIVERED:
-                other.status = str(ShipmentStatus.DELIVERED)
-                other.status_at = event.occurred_at
-                other.delivered_at = event.occurred_at
-    now_delivered = False
+    # A carrier update names only its shipment; the order is the one the store knows.
+    order_id = order.id if order else (shipment["order_id"] if shipment else None)
+    # The source says the whole order arrived: so did every shipment of it. An order this
+    # event created has no shipment but the event's, delivered above.
     if (
-        order is not None
-        and shipment is not None
-        and shipment.status == ShipmentStatus.DELIVERED
-        and order.status not in _FINAL_ORDER_STATUSES
-        and order.status != "delivered"
+        event.type == EventType.ORDER_DELIVERED
+        and order_id is not None
+        and (order is None or not order.created)
     ):
-        statuses = session.scalars(
-            select(ShipmentRow.status).where(ShipmentRow.order_id == order.id)
-        ).all()
-        now_delivered = all(s == ShipmentStatus.DELIVERED for s in statuses)
+        session.execute(_DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at})
+    now_delivered = False
+    if order_id is not None and shipment is not None and shipment["status"] == _DELIVERED:
+        if order is not None:
+            order_status: str | None = order.status
+        else:
+            order_status = session.execute(_ORDER_STATUS, {"id": order_id}).scalar_one_or_none()
+        if order_status not in (None, "delivered", *_FINAL_ORDER_STATUSES):
+            # An order this event created has no other shipment to wait for.
+            now_delivered = (order is not None and order.created) or _all_delivered(
+                session, order_id
+            )
     return MergeResult(
-        order_id=order.id if order else event.order_id,
-        shipment_id=shipment.id if shipment else None,
+        order_id=order_id,
+        shipment_id=event.shipment.id if event.shipment else None,
         order_now_delivered=now_delivered,
     )
+
+
+# --- reading ------------------------------------------------------------------------------------
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
 
 
-def _shipment_facts(row: ShipmentRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "carrier": row.carrier,
-        "tracking_number": row.tracking_number,
-        "status": row.status,
-        "expected_delivery": _iso(row.expected_delivery),
-        "last_scan_at": _iso(row.last_scan_at),
-        "shipped_at": _iso(row.shipped_at),
-        "delivered_at": _iso(row.delivered_at),
-    }
+def _shipment_facts(row: RowMapping) -> dict[str, Any]:
+    return {name: _iso(row[name]) for name in _SHIPMENT_FACTS}
 
 
 def load_facts(session: Session, *, order_id: str | None, shipment_id: str | None) -> Facts:
     """Everything the planner may need about an order and one of its shipments."""
-    order = session.get(OrderRow, order_id) if order_id else None
-    shipment = session.get(ShipmentRow, shipment_id) if shipment_id else None
-    if order is None:
-        return Facts(shipment=_shipment_facts(shipment) if shipment else None)
-    session.refresh(order, ["shipments"])
-    customer = order.customer
+    rows = session.execute(_LOAD_ORDER, {"order_id": order_id}).all() if order_id else []
+    shipments = [_shipment_facts(row._mapping) for row in rows if row.id is not None]
+    shipment = next((dict(s) for s in shipments if s["id"] == shipment_id), None)
+    if shipment is None and shipment_id:
+        found = session.execute(_LOAD_SHIPMENT, {"id": shipment_id}).one_or_none()
+        shipment = _shipment_facts(found._mapping) if found else None
+    if not rows:
+        return Facts(shipment=shipment)
+    first = rows[0]._mapping
+    items = session.execute(_LOAD_ITEMS, {"order_id": order_id})
     return Facts(
-        order={
-            "id": order.id,
-            "placed_at": _iso(order.placed_at),
-            "total": order.total,
-            "currency": order.currency,
-            "status": order.status,
-            "delivered_at": _iso(order.delivered_at),
-        },
+        order={name: _iso(first[f"order_{name}"]) for name in _ORDER_FACTS},
         customer=None
-        if customer is None
-        else {
-            "id": customer.id,
-            "name": customer.name,
-            "phone": customer.phone,
-            "email": customer.email,
-            "locale": customer.locale,
-            "timezone": customer.timezone,
-        },
-        shipping_address=dict(order.shipping_address or {}),
-        shipment=_shipment_facts(shipment) if shipment else None,
-        shipments=[_shipment_facts(s) for s in order.shipments],
+        if first["customer_id"] is None
+        else {name: first[f"customer_{name}"] for name in _CUSTOMER_FACTS},
+        shipping_address=dict(first["order_shipping_address"] or {}),
+        shipment=shipment,
+        shipments=shipments,
         items=[
             {
                 "sku": item.sku,
@@ -325,6 +491,6 @@ def load_facts(session: Session, *, order_id: str | None, shipment_id: str | Non
                 "unit_price": item.unit_price,
                 "tags": list(item.tags or []),
             }
-            for item in order.items
+            for item in items
         ],
     )
