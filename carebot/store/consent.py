@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from carebot.store._upsert import insert_ignore
@@ -28,17 +28,19 @@ def set_consent(
 ) -> None:
     """Record the latest word of ``address`` on ``channel`` (an opt-out or an opt-in)."""
     address = _key(channel, address)
+    values = {"opted_out": opted_out, "source": source, "changed_at": now}
     session.execute(
         insert_ignore(session, ConsentRow, ["channel", "address"]).values(
-            channel=channel, address=address, opted_out=opted_out, source=source, changed_at=now
+            channel=channel, address=address, **values
         )
     )
-    row = session.scalars(
-        select(ConsentRow).where(ConsentRow.channel == channel, ConsentRow.address == address)
-    ).one()
-    row.opted_out = opted_out
-    row.source = source
-    row.changed_at = now
+    # Core, not ORM attributes: a read on the session's connection right after sees it.
+    session.execute(
+        update(ConsentRow)
+        .where(ConsentRow.channel == channel, ConsentRow.address == address)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # Asked before every planned and every sent message: built once.
@@ -50,4 +52,4 @@ _OPTED_OUT = select(ConsentRow.opted_out).where(
 def is_opted_out(session: Session, *, channel: str, address: str) -> bool:
     """Whether the latest word of ``address`` on ``channel`` was an opt-out."""
     params = {"channel": channel, "address": _key(channel, address)}
-    return bool(session.scalar(_OPTED_OUT, params))
+    return bool(session.connection().scalar(_OPTED_OUT, params))

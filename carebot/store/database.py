@@ -16,14 +16,16 @@ __all__ = ["Database", "make_engine"]
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, *, durable: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin" below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # NORMAL: a commit survives a crash of the process (not of the machine) without an
+        # fsync per commit. OFF for a throwaway database, which nobody reads after a crash.
+        cursor.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -35,8 +37,12 @@ def _prepare_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, synchronous=NORMAL, busy_timeout, BEGIN IMMEDIATE."""
+def make_engine(url: str, *, durable: bool = True, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, synchronous=NORMAL, busy_timeout, BEGIN IMMEDIATE.
+
+    ``durable=False`` is for throwaway SQLite files (``carebot simulate``): commits skip
+    syncing the log.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -44,7 +50,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-        _prepare_sqlite(engine)
+        _prepare_sqlite(engine, durable=durable)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # carebot speaks psycopg 3: accept the plain postgresql:// spelling operators use.
@@ -56,9 +62,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One database: an engine, short transactions, and its migrations."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, durable: bool = True, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, durable=durable, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time and every transaction here takes the write lock
         # (BEGIN IMMEDIATE). Threads of one process queue on a lock of their own instead of
