@@ -43,6 +43,9 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tick_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set by an ingest that asked for a dispatch, cleared by the dispatch before it claims:
+        # under load, a burst of ingests wakes the dispatcher once and it claims them together.
+        self._wake_pending = False
         runtime.pipeline.on_scheduled = self._on_scheduled
         self.reloader = RulesReloader(
             rules=runtime.rules,
@@ -56,8 +59,10 @@ class Daemon:
 
     def _on_scheduled(self, due_at: datetime) -> None:
         """Called from the ingesting thread: wake the dispatcher if the new row is due now."""
-        if self._loop is not None and due_at <= self.runtime.clock.now():
-            self._loop.call_soon_threadsafe(self.wake)
+        if self._loop is None or due_at > self.runtime.clock.now() or self._wake_pending:
+            return
+        self._wake_pending = True
+        self._loop.call_soon_threadsafe(self.wake)
 
     def wake(self) -> None:
         job = self.scheduler.get_job("dispatch")
@@ -72,10 +77,14 @@ class Daemon:
 
     async def _drain(self) -> None:
         async with self._tick_lock:
-            # Drain full batches at once: 09:00 after quiet hours can bring thousands.
+            # Drain full batches at once (09:00 after quiet hours can bring thousands), and
+            # what ingests committed while a batch was being sent.
             while True:
+                self._wake_pending = False
                 report = await self.runtime.dispatcher.run_once()
-                if report.claimed < self.runtime.settings.dispatch.batch_size:
+                if report.claimed < self.runtime.settings.dispatch.batch_size and not (
+                    self._wake_pending
+                ):
                     break
 
     async def reap_tick(self) -> None:
