@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.core import migrated_database, planned
+from support.core import database_for, planned
 
 from carebot.store import dashboard, schedule
 from carebot.store.database import Database
@@ -21,10 +21,7 @@ NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = migrated_database(tmp_path / "carebot.db")
-    else:
-        database = Database(request.getfixturevalue("postgres_url"))
+    database = database_for(request, tmp_path)
     due = [NOW - timedelta(hours=30), NOW - timedelta(hours=1), NOW + timedelta(hours=23)]
     with database.transaction() as session:
         schedule.insert_planned(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from support.core import migrated_database
+from support.core import database_for
 
 from carebot.events import Event, parse_event
 from carebot.store import entities
@@ -30,10 +31,7 @@ _ids = itertools.count()
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = migrated_database(tmp_path / "carebot.db")
-    else:
-        database = Database(request.getfixturevalue("postgres_url"))
+    database = database_for(request, tmp_path)
     yield database
     database.dispose()
 
@@ -384,3 +382,30 @@ def test_load_facts_reads_the_order_its_shipments_and_the_named_shipment(db: Dat
 
     assert facts(db, "unknown", "s-1") == Facts(shipment=facts(db, "1", "s-1").shipment)
     assert facts(db, None, None) == Facts()
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_concurrent_events_of_one_order_keep_each_others_changes(postgres_url: str) -> None:
+    """Each event adds one address field; merged at the same time, none may be lost."""
+    db = Database(postgres_url, pool_size=8)
+    fields = [f"line{n}" for n in range(8)]
+    try:
+        merge(db, *(event("order.placed", T0, order={"id": str(n)}) for n in range(10)))
+
+        def add_field(name: str) -> None:
+            for n in range(10):
+                address = {name: f"{name} of order {n}"}
+                merge(
+                    db, event("order.paid", T0, order={"id": str(n), "shipping_address": address})
+                )
+
+        with ThreadPoolExecutor(max_workers=len(fields)) as pool:
+            list(pool.map(add_field, fields))
+
+        for n in range(10):
+            assert set(facts(db, str(n)).shipping_address) == set(fields), n
+    finally:
+        db.dispose()

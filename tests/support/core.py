@@ -27,6 +27,7 @@ __all__ = [
     "MESSAGE_TEMPLATES",
     "PHONE",
     "RULES",
+    "database_for",
     "insert",
     "make_runtime",
     "migrated_database",
@@ -47,6 +48,14 @@ def migrated_database(path: Path) -> Database:
     db = Database(f"sqlite:///{path}")
     db.upgrade()
     return db
+
+
+def database_for(request: Any, tmp_path: Path) -> Database:
+    """For a fixture parametrised ``sqlite``/``postgresql``: a migrated SQLite file, or the
+    test's own fresh PostgreSQL database (the ``postgres_url`` fixture)."""
+    if request.param == "sqlite":
+        return migrated_database(tmp_path / "carebot.db")
+    return Database(request.getfixturevalue("postgres_url"))
 
 
 def sample_context(order_id: str = "1001") -> dict[str, Any]:
