@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,9 +16,11 @@ from carebot.forecast.transit import TransitModel, TransitSample, learn_transit
 from carebot.rulebook.schema import Disruption, Rulebook
 from carebot.store import history
 from carebot.store.database import Database
+from carebot.watchers.base import Watcher
 
 __all__ = [
     "ForecastOptions",
+    "ForecastWatcher",
     "Snapshot",
     "last_day",
     "local_date",
@@ -134,3 +137,20 @@ def stock_up_fields(series: Series, seen: Outlook, advice: StockUp, tz: ZoneInfo
         "order_by": local_date(max(order_by, advice.notify_at), tz),
         "normal_again_on": local_date(window.normal_again, tz),
     }
+
+
+class ForecastWatcher(Watcher):
+    """A watcher that reads the rulebook and the order history with the forecast options."""
+
+    interval = timedelta(hours=1)  # forecasts move in days; the send window holds the rest
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        rules: Callable[[], Rulebook],
+        options: ForecastOptions | None = None,
+    ) -> None:
+        self.db = db
+        self.rules = rules
+        self.options = options or ForecastOptions()

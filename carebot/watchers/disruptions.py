@@ -9,7 +9,6 @@ quantity that lasts until deliveries are normal again. Nothing once a disruption
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,10 +18,9 @@ from carebot.events import Event, EventType, Order, Shipment
 from carebot.forecast.restock import outlook
 from carebot.forecast.transit import TransitModel
 from carebot.rulebook.schema import Disruption, Rulebook
-from carebot.store.database import Database
 from carebot.store.history import ShipmentInTransit
 from carebot.watchers._forecasting import (
-    ForecastOptions,
+    ForecastWatcher,
     Snapshot,
     last_day,
     local_date,
@@ -31,27 +29,14 @@ from carebot.watchers._forecasting import (
     take_snapshot,
     zone,
 )
-from carebot.watchers.base import Watcher
 
 __all__ = ["DisruptionWatch"]
 
 
-class DisruptionWatch(Watcher):
+class DisruptionWatch(ForecastWatcher):
     """Emits ``disruption.shipment_at_risk`` and ``disruption.stock_up``."""
 
     name = "disruptions"
-    interval = timedelta(hours=1)  # forecasts move in days; the send window holds the rest
-
-    def __init__(
-        self,
-        *,
-        db: Database,
-        rules: Callable[[], Rulebook],
-        options: ForecastOptions | None = None,
-    ) -> None:
-        self.db = db
-        self.rules = rules
-        self.options = options or ForecastOptions()
 
     def scan(self, *, now: datetime) -> list[Event]:
         rulebook = self.rules()

@@ -8,7 +8,7 @@ ordinary reorder. Nothing once the customer has ordered the SKU again, nor after
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from carebot.rulebook.schema import Rulebook
 from carebot.store.database import Database
 from carebot.watchers._forecasting import (
     ForecastOptions,
+    ForecastWatcher,
     restock_fields,
     stock_up_fields,
     take_snapshot,
@@ -28,22 +29,10 @@ from carebot.watchers.base import Watcher
 __all__ = ["RestockDue", "restock_watchers"]
 
 
-class RestockDue(Watcher):
+class RestockDue(ForecastWatcher):
     """Emits ``restock.due`` once per customer, SKU and the order being used up."""
 
     name = "restock"
-    interval = timedelta(hours=1)  # forecasts move in days; the send window holds the rest
-
-    def __init__(
-        self,
-        *,
-        db: Database,
-        rules: Callable[[], Rulebook],
-        options: ForecastOptions | None = None,
-    ) -> None:
-        self.db = db
-        self.rules = rules
-        self.options = options or ForecastOptions()
 
     def scan(self, *, now: datetime) -> list[Event]:
         rulebook = self.rules()
