@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "make_engine"]
@@ -33,8 +33,9 @@ def _prepare_sqlite(engine: Engine, *, durable: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
-        # SQLITE_BUSY without waiting, which busy_timeout cannot help with.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLITE_BUSY without waiting, which busy_timeout cannot help with. Straight to the
+        # driver: this runs before every transaction and needs no result.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, durable: bool = True, **kwargs: Any) -> Engine:
@@ -74,6 +75,10 @@ class Database:
         self._writer: AbstractContextManager[Any] = (
             threading.RLock() if self.dialect == "sqlite" else nullcontext()
         )
+        # SQLite: since transactions take turns anyway, they share one connection and one
+        # session, opened on first use. Checking a connection out of the pool and setting up a
+        # session cost more than a short transaction's statements.
+        self._shared: tuple[Connection, Session] | None = None
 
     @property
     def dialect(self) -> str:
@@ -82,8 +87,25 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on leaving the block, or rolls back on error."""
-        with self._writer, self._sessions.begin() as session:
-            yield session
+        if self.dialect != "sqlite":
+            with self._sessions.begin() as session:
+                yield session
+            return
+        with self._writer:
+            session = self._shared_session()
+            try:
+                with session.begin():
+                    yield session
+            finally:
+                # Leave nothing behind for the next transaction: objects loaded here are
+                # detached, as from a session of their own.
+                session.close()
+
+    def _shared_session(self) -> Session:
+        if self._shared is None or self._shared[0].closed or self._shared[0].invalidated:
+            connection = self.engine.connect()
+            self._shared = (connection, Session(bind=connection, expire_on_commit=False))
+        return self._shared[1]
 
     def upgrade(self, revision: str = "head") -> None:
         """Run the Alembic migrations up to ``revision``."""
@@ -116,4 +138,8 @@ class Database:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
+        with self._writer:
+            if self._shared is not None:
+                self._shared[0].close()
+                self._shared = None
         self.engine.dispose()

@@ -422,17 +422,22 @@ def settle_from_provider(
     return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+# When the earliest scheduled row falls due. SQLite reads the first entry of the due-time index
+# and sorts nothing, as in due_candidates.
+_NEXT_DUE = {
+    "sqlite": text(
+        "SELECT due_at FROM notifications INDEXED BY ix_notifications_due_pending "
+        "WHERE status = 'scheduled' ORDER BY due_at LIMIT 1"
+    ).columns(NotificationRow.due_at),
+    "postgresql": select(func.min(NotificationRow.due_at)).where(IS_SCHEDULED),
+}
+
+
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest scheduled row falls due."""
-    if session.get_bind().dialect.name == "sqlite":
-        # As in due_candidates: read the first entry of the due-time index, sort nothing.
-        first = text(
-            "SELECT due_at FROM notifications INDEXED BY ix_notifications_due_pending "
-            "WHERE status = 'scheduled' ORDER BY due_at LIMIT 1"
-        ).columns(NotificationRow.due_at)
-        due: datetime | None = session.scalar(first)
-        return due
-    return session.scalar(select(func.min(NotificationRow.due_at)).where(IS_SCHEDULED))
+    connection = session.connection()
+    due: datetime | None = connection.scalar(_NEXT_DUE[connection.dialect.name])
+    return due
 
 
 # Statuses that count against a frequency cap: what went out, or is going out right now.
