@@ -424,7 +424,7 @@ def settle_from_provider(
 
 # When the earliest scheduled row falls due. SQLite reads the first entry of the due-time index
 # and sorts nothing, as in due_candidates.
-_NEXT_DUE = {
+_NEXT_DUE: dict[str, Any] = {
     "sqlite": text(
         "SELECT due_at FROM notifications INDEXED BY ix_notifications_due_pending "
         "WHERE status = 'scheduled' ORDER BY due_at LIMIT 1"
