@@ -133,7 +133,7 @@ class Dispatcher:
 
         if self._inline_db:
             return work()
-        return await asyncio.to_thread(work)
+        return await self.db.call(work)
 
     async def run_once(self) -> DispatchReport:
         """Claim one batch of due rows and see each to its next state."""

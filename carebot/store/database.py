@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "make_engine"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -79,6 +85,14 @@ class Database:
         # session, opened on first use. Checking a connection out of the pool and setting up a
         # session cost more than a short transaction's statements.
         self._shared: tuple[Connection, Session] | None = None
+        # SQLite: the busy paths (ingest, dispatch) hand their work to one thread of its own
+        # (``call``), so it runs back to back instead of a dozen pool threads contending for
+        # the writer lock and the GIL.
+        self._worker = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="carebot-db")
+            if self.dialect == "sqlite"
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -100,6 +114,13 @@ class Database:
                 # Leave nothing behind for the next transaction: objects loaded here are
                 # detached, as from a session of their own.
                 session.close()
+
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking database work ``fn`` off the event loop and wait for it."""
+        if self._worker is None:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
 
     def _shared_session(self) -> Session:
         if self._shared is None or self._shared[0].closed or self._shared[0].invalidated:
@@ -138,6 +159,8 @@ class Database:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
         with self._writer:
             if self._shared is not None:
                 self._shared[0].close()

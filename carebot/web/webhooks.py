@@ -54,7 +54,7 @@ async def store_event(
     runtime: Runtime, event: Event, *, source: str, delivery_id: str | None
 ) -> Response:
     """Ingest ``event``; the response is sent only after the transaction committed."""
-    result = await run_in_threadpool(
+    result = await runtime.db.call(
         runtime.pipeline.ingest, event, source=source, delivery_id=delivery_id
     )
     return JSONResponse(
