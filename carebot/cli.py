@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,8 +85,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Several daemons share a server database: migrating is the operator's explicit step.
         raise CarebotError("the database schema is not current: run `carebot db upgrade` first")
     print(_banner(runtime), flush=True)
-    asyncio.run(Daemon(runtime).serve())
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(Daemon(runtime).serve())
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (``uvicorn[standard]`` brings it), as uvicorn would pick."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
