@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -18,6 +19,9 @@ __all__ = ["Database", "make_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# At most this many calls share one SQLite transaction (see ``_Writer``).
+MAX_GROUP = 64
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -86,13 +90,10 @@ class Database:
         # session cost more than a short transaction's statements.
         self._shared: tuple[Connection, Session] | None = None
         # SQLite: the busy paths (ingest, dispatch) hand their work to one thread of its own
-        # (``call``), so it runs back to back instead of a dozen pool threads contending for
-        # the writer lock and the GIL.
-        self._worker = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="carebot-db")
-            if self.dialect == "sqlite"
-            else None
-        )
+        # (``call``), which commits what queued up meanwhile together (``_Writer``).
+        self._worker = _Writer(self) if self.dialect == "sqlite" else None
+        # Set in the writer thread while it runs a group: transactions become savepoints.
+        self._local = threading.local()
 
     @property
     def dialect(self) -> str:
@@ -100,27 +101,68 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on leaving the block, or rolls back on error."""
+        """A session whose work commits on leaving the block, or rolls back on error.
+
+        In a group of calls (SQLite, ``call``) the block is a savepoint of the group's
+        transaction instead: it rolls back alone, and commits with the group.
+        """
         if self.dialect != "sqlite":
             with self._sessions.begin() as session:
                 yield session
             return
         with self._writer:
             session = self._shared_session()
+            if getattr(self._local, "grouped", False):
+                with _savepoint(session):
+                    yield session
+                return
             try:
                 with session.begin():
                     yield session
+            except BaseException:
+                self._drop_shared()
+                raise
             finally:
                 # Leave nothing behind for the next transaction: objects loaded here are
                 # detached, as from a session of their own.
                 session.close()
 
+    @contextmanager
+    def _group(self) -> Iterator[None]:
+        """One transaction for several calls, each of whose transactions is a savepoint."""
+        with self._writer:
+            session = self._shared_session()
+            self._local.grouped = True
+            try:
+                with session.begin():
+                    yield
+            except BaseException:
+                self._drop_shared()
+                raise
+            finally:
+                self._local.grouped = False
+                session.close()
+
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking database work ``fn`` off the event loop and wait for it."""
+        """Run blocking database work ``fn`` off the event loop; return once it is committed."""
         if self._worker is None:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+        return await asyncio.wrap_future(
+            self._worker.submit(functools.partial(fn, *args, **kwargs))
+        )
+
+    def _drop_shared(self) -> None:
+        """After a transaction failed (a failed commit can leave it open): a fresh connection
+        for the next one. Closing hands this one back to the pool, which rolls it back."""
+        if self._shared is None:
+            return
+        connection, session = self._shared
+        self._shared = None
+        session.close()
+        try:
+            connection.close()
+        except Exception:
+            connection.invalidate()
 
     def _shared_session(self) -> Session:
         if self._shared is None or self._shared[0].closed or self._shared[0].invalidated:
@@ -160,9 +202,107 @@ class Database:
 
     def dispose(self) -> None:
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            self._worker.stop()
         with self._writer:
             if self._shared is not None:
                 self._shared[0].close()
                 self._shared = None
         self.engine.dispose()
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[None]:
+    """A savepoint on the shared SQLite connection, straight through the driver."""
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    driver.execute("SAVEPOINT carebot_call")
+    try:
+        yield
+        session.flush()
+    except BaseException:
+        driver.execute("ROLLBACK TO carebot_call")
+        driver.execute("RELEASE carebot_call")
+        raise
+    else:
+        driver.execute("RELEASE carebot_call")
+    finally:
+        # What one call loaded must not be served, stale, to the next one of the group.
+        session.expunge_all()
+
+
+class _Writer:
+    """SQLite's writer thread: runs the calls handed to it, committing many at once.
+
+    Calls that queue up while a group runs form the next group (up to ``MAX_GROUP``): one
+    transaction in which each call's own transaction is a savepoint, one commit for all. A
+    call's future is resolved only after that commit, so whoever awaits it (a webhook before
+    answering 2xx, the dispatcher before calling a provider) still sees its work durable. A
+    call that fails rolls back alone; a commit that fails fails every call of its group.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="carebot-db", daemon=True)
+                self._thread.start()
+        self._queue.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        """Finish what was handed in, then end the thread."""
+        with self._start:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stopping = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            self._run_group(group)
+            if stopping:
+                return
+
+    def _run_group(self, group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        done: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self._db._group():
+                for fn, future in group:
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        done.append((future, fn(), None))
+                    except BaseException as exc:  # the caller gets it, the group goes on
+                        done.append((future, None, exc))
+        except BaseException as exc:  # the commit failed: nothing of the group is stored
+            for future, _, _ in done:
+                future.set_exception(exc)
+            return
+        for future, result, error in done:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
