@@ -128,8 +128,15 @@ class Database:
                 session.close()
 
     @contextmanager
-    def _group(self) -> Iterator[None]:
-        """One transaction for several calls, each of whose transactions is a savepoint."""
+    def batch(self) -> Iterator[None]:
+        """One transaction for the block, in which each ``transaction()`` is a savepoint.
+
+        For SQLite, in one thread (the writer thread's groups). Elsewhere the block adds
+        nothing: each transaction commits on its own.
+        """
+        if self.dialect != "sqlite":
+            yield
+            return
         with self._writer:
             session = self._shared_session()
             self._local.grouped = True
@@ -289,7 +296,7 @@ class _Writer:
     def _run_group(self, group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
         done: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
-            with self._db._group():
+            with self._db.batch():
                 for fn, future in group:
                     if not future.set_running_or_notify_cancel():
                         continue
