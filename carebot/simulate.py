@@ -169,8 +169,9 @@ class _Replay:
             if due is not None and due <= instant and (tick is None or due <= tick[0]):
                 if due > self.clock.now():
                     self.clock.set(due)
-                self._due_known = False
-                await self.runtime.dispatcher.run_once()
+                report = await self.runtime.dispatcher.run_once()
+                # The claim read the next due time; it still holds if the tick only sent.
+                self._due, self._due_known = report.next_due, report.settled
                 continue
             if tick is None or tick[0] > instant:
                 break

@@ -80,6 +80,14 @@ class DispatchReport:
     deferred: int = 0
     merged: int = 0
     lost: int = 0
+    # When the earliest row still scheduled after the claim falls due, read in the claim's
+    # transaction. Still right after the tick when every claimed row was sent (``settled``):
+    # nothing else was moved or added.
+    next_due: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.sent == self.claimed
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -139,7 +147,7 @@ class Dispatcher:
         """Claim one batch of due rows and see each to its next state."""
         report = DispatchReport()
         now = self.clock.now()
-        rows, guards = await self._db(
+        rows, guards, report.next_due = await self._db(
             _claim_with_guards,
             now=now,
             worker=self.worker_id,
@@ -477,8 +485,9 @@ def _guards(session: Session, *, channel: str, address: str, since: datetime | N
 
 def _claim_with_guards(
     session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta
-) -> tuple[list[NotificationRow], dict[tuple[str, str], Guards]]:
-    """Claim due rows and, in the same transaction, read the guards of their addresses."""
+) -> tuple[list[NotificationRow], dict[tuple[str, str], Guards], datetime | None]:
+    """Claim due rows and, in the same transaction, read the guards of their addresses and
+    when the next scheduled row falls due."""
     rows = schedule.claim_due(session, now=now, worker=worker, limit=limit, lease=lease)
     guards: dict[tuple[str, str], Guards] = {}
     for row in rows:
@@ -487,7 +496,7 @@ def _claim_with_guards(
             guards[key] = _guards(
                 session, channel=row.channel, address=row.recipient, since=now - ROLLING_WINDOW
             )
-    return rows, guards
+    return rows, guards, schedule.next_due_at(session)
 
 
 def _valid_address(kind: ChannelKind, address: str) -> bool:

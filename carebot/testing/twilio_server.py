@@ -265,6 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         raw = self._read_body()
+        if raw is None:
+            # A sender killed mid-request: a request never whole is never processed.
+            self.close_connection = True
+            return
         match = _MESSAGES_PATH.match(self.path.split("?", 1)[0])
         if match is None:
             self._error(404, *_DEFAULT_ERRORS[404])
@@ -276,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
         fields = {name: values[-1] for name, values in parsed.items()}
+        if not fields.get("To"):
+            self._error(400, 21604, "A 'To' phone number is required.")
+            return
         reply = fake._receive(fields)
         try:
             pause = fake.latency + reply.delay
@@ -302,9 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fake._done()
 
-    def _read_body(self) -> bytes:
+    def _read_body(self) -> bytes | None:
+        """The request body; None when the client hung up before sending all of it."""
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        raw = self.rfile.read(length) if length > 0 else b""
+        return raw if len(raw) == length else None
 
     def _error(
         self, status: int, code: int, message: str, headers: dict[str, str] | None = None

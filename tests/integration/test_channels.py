@@ -374,3 +374,48 @@ def test_a_stopped_fake_twilio_server_has_no_base_url() -> None:
         assert server.base_url.startswith("http://127.0.0.1:")
     with pytest.raises(RuntimeError):
         _ = server.base_url
+
+
+def _raw_post(server: FakeTwilioServer, body: bytes, *, length: int) -> bytes:
+    """POST a Messages request by hand; ``length`` may promise more than ``body`` holds."""
+    from base64 import b64encode
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.base_url)
+    credentials = b64encode(f"{server.account_sid}:{server.auth_token}".encode()).decode()
+    head = (
+        f"POST /2010-04-01/Accounts/{server.account_sid}/Messages.json HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\nAuthorization: Basic {credentials}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(head.encode() + body)
+        sock.shutdown(socket.SHUT_WR)  # the sender is gone: nothing more will come
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_the_fake_twilio_server_ignores_a_request_cut_off_mid_body(
+    twilio_server: FakeTwilioServer,
+) -> None:
+    body = b"To=%2B8613800000001&From=%2B15005550006&Body=hello"
+    assert _raw_post(twilio_server, body[:10], length=len(body)) == b""
+    assert twilio_server.requests == []
+    assert twilio_server.accepted == []
+    # The whole request is taken.
+    status_line = _raw_post(twilio_server, body, length=len(body)).split(b"\r\n")[0]
+    assert status_line.split()[1] == b"201"
+    assert [r["To"] for r in twilio_server.accepted] == ["+8613800000001"]
+
+
+def test_the_fake_twilio_server_refuses_a_message_without_a_recipient(
+    twilio_server: FakeTwilioServer,
+) -> None:
+    body = b"From=%2B15005550006&Body=hello"
+    answer = _raw_post(twilio_server, body, length=len(body))
+    assert answer.split(b"\r\n")[0].split()[1] == b"400"
+    assert b"21604" in answer
+    assert twilio_server.accepted == []
