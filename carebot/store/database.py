@@ -111,21 +111,13 @@ class Database:
                 yield session
             return
         with self._writer:
-            session = self._shared_session()
             if getattr(self._local, "grouped", False):
+                session = self._shared_session()
                 with _savepoint(session):
                     yield session
                 return
-            try:
-                with session.begin():
-                    yield session
-            except BaseException:
-                self._drop_shared()
-                raise
-            finally:
-                # Leave nothing behind for the next transaction: objects loaded here are
-                # detached, as from a session of their own.
-                session.close()
+            with self._shared_transaction() as session:
+                yield session
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -137,18 +129,27 @@ class Database:
         if self.dialect != "sqlite":
             yield
             return
-        with self._writer:
-            session = self._shared_session()
+        with self._writer, self._shared_transaction():
             self._local.grouped = True
             try:
-                with session.begin():
-                    yield
-            except BaseException:
-                self._drop_shared()
-                raise
+                yield
             finally:
                 self._local.grouped = False
-                session.close()
+
+    @contextmanager
+    def _shared_transaction(self) -> Iterator[Session]:
+        """A transaction on the shared SQLite connection (the caller holds the writer lock)."""
+        session = self._shared_session()
+        try:
+            with session.begin():
+                yield session
+        except BaseException:
+            self._drop_shared()
+            raise
+        finally:
+            # Leave nothing behind for the next transaction: objects loaded here are
+            # detached, as from a session of their own.
+            session.close()
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn`` off the event loop; return once it is committed."""
