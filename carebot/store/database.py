@@ -220,20 +220,11 @@ class Database:
 
 @contextmanager
 def _savepoint(session: Session) -> Iterator[None]:
-    """A savepoint on the shared SQLite connection, straight through the driver."""
-    session.flush()
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    driver.execute("SAVEPOINT carebot_call")
+    """A savepoint of the shared session's transaction: SQLAlchemy's own, so that a failed
+    flush rolls back to it and leaves the session usable for the rest of the group."""
     try:
-        yield
-        session.flush()
-    except BaseException:
-        driver.execute("ROLLBACK TO carebot_call")
-        driver.execute("RELEASE carebot_call")
-        raise
-    else:
-        driver.execute("RELEASE carebot_call")
+        with session.begin_nested():
+            yield
     finally:
         # What one call loaded must not be served, stale, to the next one of the group.
         session.expunge_all()

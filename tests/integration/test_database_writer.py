@@ -146,3 +146,32 @@ def test_a_call_that_fails_its_commit_fails_its_whole_group(db: Database) -> Non
 
 async def _call(db: Database, fn: Any, *args: Any) -> Any:
     return await db.call(fn, *args)
+
+
+def test_a_call_whose_orm_flush_fails_does_not_fail_the_rest_of_its_group(db: Database) -> None:
+    _opt_out_now = asyncio.run(_call(db, _opt_out, db, "+8613800000009"))
+    assert _opt_out_now == "+8613800000009"
+
+    def duplicate() -> None:
+        # The ORM's flush of a row that breaks a unique constraint.
+        with db.transaction() as session:
+            session.add(
+                ConsentRow(
+                    channel="sms",
+                    address="+8613800000009",
+                    opted_out=True,
+                    source="test",
+                    changed_at=NOW,
+                )
+            )
+
+    calls = [
+        (_opt_out, db, "+8613800000001"),
+        (duplicate,),
+        (_opt_out, db, "+8613800000002"),
+    ]
+    results = asyncio.run(_with_writer_held(db, calls))
+    assert results[0] == "+8613800000001"
+    assert isinstance(results[1], Exception)
+    assert results[2] == "+8613800000002"
+    assert _count_consents(db) == 3
