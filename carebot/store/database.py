@@ -151,6 +151,12 @@ class Database:
             # detached, as from a session of their own.
             session.close()
 
+    def batch_intact(self) -> bool:
+        """Inside ``batch``: False once a failed ORM flush left the session needing a
+        rollback, after which nothing more of the batch can be committed."""
+        transaction = self._shared[1].get_transaction() if self._shared else None
+        return transaction is not None and transaction.is_active
+
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn`` off the event loop; return once it is committed."""
         if self._worker is None:
@@ -220,14 +226,32 @@ class Database:
 
 @contextmanager
 def _savepoint(session: Session) -> Iterator[None]:
-    """A savepoint of the shared session's transaction: SQLAlchemy's own, so that a failed
-    flush rolls back to it and leaves the session usable for the rest of the group."""
+    """A savepoint on the shared SQLite connection, straight through the driver: a fifth of
+    the cost of the session's own (``begin_nested``), which the writer pays on every call.
+
+    A failed ORM flush still leaves the session needing a rollback; the writer sees that
+    (``Database.batch_intact``) and runs the group's calls again one by one.
+    """
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    driver.execute("SAVEPOINT carebot_call")
     try:
-        with session.begin_nested():
-            yield
+        yield
+        session.flush()
+    except BaseException:
+        driver.execute("ROLLBACK TO carebot_call")
+        driver.execute("RELEASE carebot_call")
+        raise
+    else:
+        driver.execute("RELEASE carebot_call")
     finally:
         # What one call loaded must not be served, stale, to the next one of the group.
         session.expunge_all()
+
+
+class _BrokenGroup(Exception):
+    """A call left the group's session unusable: roll the group back."""
 
 
 class _Writer:
@@ -286,16 +310,31 @@ class _Writer:
                 return
 
     def _run_group(self, group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        self._commit(
+            [(fn, future) for fn, future in group if future.set_running_or_notify_cancel()]
+        )
+
+    def _commit(self, calls: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        """Run ``calls`` in one transaction, then answer each of them."""
         done: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             with self._db.batch():
-                for fn, future in group:
-                    if not future.set_running_or_notify_cancel():
-                        continue
+                for fn, future in calls:
                     try:
                         done.append((future, fn(), None))
                     except BaseException as exc:  # the caller gets it, the group goes on
                         done.append((future, None, exc))
+                    if not self._db.batch_intact():
+                        raise _BrokenGroup
+        except _BrokenGroup:
+            # Nothing of the group was kept. Alone, the call that broke it gets its own error;
+            # in company, every call runs again in a transaction of its own.
+            if len(calls) == 1:
+                calls[0][1].set_exception(done[0][2] or RuntimeError("transaction broken"))
+                return
+            for call in calls:
+                self._commit([call])
+            return
         except BaseException as exc:  # the commit failed: nothing of the group is stored
             for future, _, _ in done:
                 future.set_exception(exc)
