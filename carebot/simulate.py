@@ -169,7 +169,7 @@ class _Replay:
             if due is not None and due <= instant and (tick is None or due <= tick[0]):
                 if due > self.clock.now():
                     self.clock.set(due)
-                report = await self.runtime.dispatcher.run_once()
+                report = await self.runtime.dispatcher.run_once(read_next_due=True)
                 # The claim read the next due time; it still holds if the tick only sent.
                 self._due, self._due_known = report.next_due, report.settled
                 continue

@@ -80,9 +80,9 @@ class DispatchReport:
     deferred: int = 0
     merged: int = 0
     lost: int = 0
-    # When the earliest row still scheduled after the claim falls due, read in the claim's
-    # transaction. Still right after the tick when every claimed row was sent (``settled``):
-    # nothing else was moved or added.
+    # With ``run_once(read_next_due=True)``: when the earliest row still scheduled after the
+    # claim falls due, read in the claim's transaction. Still right after the tick when every
+    # claimed row was sent (``settled``): nothing else was moved or added.
     next_due: datetime | None = None
 
     @property
@@ -143,8 +143,12 @@ class Dispatcher:
             return work()
         return await self.db.call(work)
 
-    async def run_once(self) -> DispatchReport:
-        """Claim one batch of due rows and see each to its next state."""
+    async def run_once(self, *, read_next_due: bool = False) -> DispatchReport:
+        """Claim one batch of due rows and see each to its next state.
+
+        ``read_next_due``: also report when the next scheduled row falls due (``simulate``
+        steps its clock by it; the daemon has no use for it).
+        """
         report = DispatchReport()
         now = self.clock.now()
         rows, guards, report.next_due = await self._db(
@@ -153,6 +157,7 @@ class Dispatcher:
             worker=self.worker_id,
             limit=self.settings.batch_size,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
+            read_next_due=read_next_due,
         )
         report.claimed = len(rows)
         # Rows to one address go one after another, so each sees the frequency cap as the
@@ -484,10 +489,16 @@ def _guards(session: Session, *, channel: str, address: str, since: datetime | N
 
 
 def _claim_with_guards(
-    session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta
+    session: Session,
+    *,
+    now: datetime,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    read_next_due: bool,
 ) -> tuple[list[NotificationRow], dict[tuple[str, str], Guards], datetime | None]:
-    """Claim due rows and, in the same transaction, read the guards of their addresses and
-    when the next scheduled row falls due."""
+    """Claim due rows and, in the same transaction, read the guards of their addresses and,
+    with ``read_next_due``, when the next scheduled row falls due."""
     rows = schedule.claim_due(session, now=now, worker=worker, limit=limit, lease=lease)
     guards: dict[tuple[str, str], Guards] = {}
     for row in rows:
@@ -496,7 +507,7 @@ def _claim_with_guards(
             guards[key] = _guards(
                 session, channel=row.channel, address=row.recipient, since=now - ROLLING_WINDOW
             )
-    return rows, guards, schedule.next_due_at(session)
+    return rows, guards, schedule.next_due_at(session) if read_next_due else None
 
 
 def _valid_address(kind: ChannelKind, address: str) -> bool:
