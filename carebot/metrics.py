@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from carebot.channels.base import Channel, OutboundMessage, SendReceipt
+from carebot.channels.base import Channel, ChannelWrapper, OutboundMessage, SendReceipt
 from carebot.clock import Clock
 from carebot.exceptions import ChannelError
 from carebot.store.database import Database
@@ -28,6 +28,8 @@ __all__ = ["MeteredChannel", "Metrics", "MetricsMiddleware"]
 
 _OUTCOMES = {200: "duplicate_or_ignored", 202: "accepted", 400: "rejected", 401: "unauthorized",
              403: "unauthorized", 413: "too_large"}  # fmt: skip
+
+T = TypeVar("T")
 
 
 class _ScheduleCollector(Collector):
@@ -98,34 +100,33 @@ class Metrics:
         self.registry.register(_ScheduleCollector(db, clock))
 
 
-class MeteredChannel(Channel):
-    """A channel that times every send and counts its failures."""
+class MeteredChannel(ChannelWrapper):
+    """A channel that times every send and counts its failures (a lookup's too)."""
 
     def __init__(self, inner: Channel, metrics: Metrics) -> None:
-        self.inner = inner
-        self.kind = inner.kind
-        self.name = inner.name
+        super().__init__(inner)
         self.metrics = metrics
-
-    async def ready(self) -> None:
-        await self.inner.ready()
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         started = time.perf_counter()
         try:
-            return await self.inner.send(message)
-        except ChannelError as exc:
-            self.metrics.provider_errors.labels(
-                self.kind, self.name, str(exc.retryable).lower(), exc.code or ""
-            ).inc()
-            raise
+            return await self._counting_errors(self.inner.send(message))
         finally:
             self.metrics.provider_latency.labels(self.kind, self.name).observe(
                 time.perf_counter() - started
             )
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        return await self._counting_errors(self.inner.find_sent(message, since=since))
+
+    async def _counting_errors(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ChannelError as exc:
+            self.metrics.provider_errors.labels(
+                self.kind, self.name, str(exc.retryable).lower(), exc.code or ""
+            ).inc()
+            raise
 
 
 ASGIApp = Callable[

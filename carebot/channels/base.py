@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
-__all__ = ["Channel", "ChannelKind", "OutboundMessage", "SendReceipt"]
+__all__ = ["Channel", "ChannelKind", "ChannelWrapper", "OutboundMessage", "SendReceipt"]
 
 
 class ChannelKind(enum.StrEnum):
@@ -61,5 +62,36 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
 
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        """The receipt of ``message`` if the provider already took it, on or after ``since``.
+
+        The dispatcher asks before a retry, because an earlier attempt may have reached the
+        provider without its answer being recorded (a timeout, a process killed mid-send).
+        None means the provider has no such message or cannot say; the default cannot, so the
+        message is sent again.
+        """
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""
+
+
+class ChannelWrapper(Channel):
+    """A channel around another one: every call goes to ``inner`` unless overridden."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.name = inner.name
+
+    async def ready(self) -> None:
+        await self.inner.ready()
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        return await self.inner.send(message)
+
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        return await self.inner.find_sent(message, since=since)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
 
-from carebot.channels.base import Channel, OutboundMessage, SendReceipt
+from carebot.channels.base import Channel, ChannelWrapper, OutboundMessage, SendReceipt
 from carebot.exceptions import ChannelError
 
 __all__ = ["CircuitBreaker", "GuardedChannel", "SharedTokenBucket"]
+
+T = TypeVar("T")
 
 
 class SharedTokenBucket:
@@ -88,7 +92,7 @@ class CircuitBreaker:
             self._opened_at = self._monotonic()
 
 
-class GuardedChannel(Channel):
+class GuardedChannel(ChannelWrapper):
     """A channel behind an optional rate limit and a circuit breaker."""
 
     def __init__(
@@ -98,9 +102,7 @@ class GuardedChannel(Channel):
         bucket: SharedTokenBucket | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        self.inner = inner
-        self.kind = inner.kind
-        self.name = inner.name
+        super().__init__(inner)
         self.bucket = bucket
         self.breaker = breaker
 
@@ -110,6 +112,13 @@ class GuardedChannel(Channel):
         await self.inner.ready()
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
+        return await self._call(lambda: self.inner.send(message))
+
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        return await self._call(lambda: self.inner.find_sent(message, since=since))
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Call the provider unless the breaker is open, and tell the breaker how it went."""
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             raise ChannelError(
@@ -119,7 +128,7 @@ class GuardedChannel(Channel):
                 retry_after=breaker.cooldown,
             )
         try:
-            receipt = await self.inner.send(message)
+            result = await request()
         except ChannelError as exc:
             if breaker is not None:
                 # Only provider trouble trips the breaker; a bad number is the message's fault.
@@ -130,7 +139,4 @@ class GuardedChannel(Channel):
             raise
         if breaker is not None:
             breaker.record_success()
-        return receipt
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return result

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import threading
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["TwilioSMS"]
 
 logger = logging.getLogger(__name__)
+
+# How many of a number's latest messages a lookup reads, and how far Twilio's clock may be
+# behind carebot's when a message is matched to the notification that was created before it.
+LOOKUP_LIMIT = 20
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class TwilioSMS(Channel):
@@ -81,6 +87,10 @@ class TwilioSMS(Channel):
         )
         return receipt
 
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        async with self._semaphore:
+            return await asyncio.to_thread(self._find_blocking, message, since)
+
     async def aclose(self) -> None:
         if self._http.session is not None:
             self._http.session.close()
@@ -110,6 +120,27 @@ class TwilioSMS(Channel):
             status=str(created.status) if created.status else "queued",
             segments=_int_or_none(created.num_segments),
         )
+
+    def _find_blocking(self, message: OutboundMessage, since: datetime) -> SendReceipt | None:
+        # Twilio lists a number's messages newest first; ours is among the latest if it is
+        # there at all. The body tells it apart from the earlier messages to the same number.
+        earliest = since - CLOCK_SKEW
+        try:
+            listed = self._client.messages.list(to=message.to, from_=self._from, limit=LOOKUP_LIMIT)
+        except (TwilioException, requests.RequestException) as exc:
+            raise ChannelError(
+                f"twilio lookup failed: {type(exc).__name__}: {mask_text(str(exc))}",
+                retryable=True,
+            ) from exc
+        for found in listed:
+            created = found.date_created
+            if found.body == message.body and (created is None or created >= earliest):
+                return SendReceipt(
+                    provider_id=found.sid,
+                    status=str(found.status) if found.status else "queued",
+                    segments=_int_or_none(found.num_segments),
+                )
+        return None
 
     def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last_response.retry_after = _retry_after_seconds(response.headers.get("Retry-After"))

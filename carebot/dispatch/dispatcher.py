@@ -22,7 +22,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -62,6 +62,7 @@ Guards = tuple[bool, list[datetime]]
 
 # Twilio error 21610: the recipient replied STOP; the number must not be texted again.
 TWILIO_OPTED_OUT = "21610"
+ALREADY_SENT = "an earlier attempt had reached the provider; not sent again"
 
 
 def new_worker_id() -> str:
@@ -295,8 +296,15 @@ class Dispatcher:
             if not claimed:
                 return "lost"
             attempt = row.attempts + 1
+            channel = self.channels[kind]
+            found = None
             try:
-                receipt = await self.channels[kind].send(message)
+                if row.attempts and row.body is not None:
+                    # An earlier attempt may have reached the provider without its answer
+                    # being recorded (a timeout, a crash): ask before sending it again.
+                    earlier = replace(message, body=row.body)
+                    found = await channel.find_sent(earlier, since=row.created_at)
+                receipt = found or await channel.send(message)
             except ChannelError as exc:
                 return await self._failed_send(row, attempt, exc)
         await self._db(
@@ -305,6 +313,7 @@ class Dispatcher:
             provider_id=receipt.provider_id,
             provider_status=receipt.status,
             now=self.clock.now(),
+            reason=ALREADY_SENT if found else None,
         )
         logger.info(
             "notification sent",
@@ -315,6 +324,7 @@ class Dispatcher:
                 "channel": row.channel,
                 "to": mask_recipient(row.recipient),
                 "attempt": attempt,
+                "found_at_provider": found is not None,
             },
         )
         return "sent"

@@ -245,7 +245,7 @@ _MARK_SENT = (
         sent_at=bindparam("now", type_=UTCDateTime()),
         locked_by=None,
         locked_until=None,
-        reason=None,
+        reason=bindparam("reason"),
         updated_at=bindparam("now", type_=UTCDateTime()),
     )
 )
@@ -285,6 +285,7 @@ def mark_sent(
     provider_id: str | None,
     provider_status: str | None,
     now: datetime,
+    reason: str | None = None,
 ) -> bool:
     """Record that the provider accepted the message."""
     result = session.connection().execute(
@@ -294,6 +295,7 @@ def mark_sent(
             "provider_id": provider_id,
             "provider_status": provider_status,
             "now": now,
+            "reason": reason,
         },
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
@@ -384,7 +386,7 @@ def reap_expired_leases(session: Session, *, now: datetime) -> ReapReport:
     resent = _update(
         and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt == "resend"),
         status=str(S.SCHEDULED),
-        reason="sender stopped mid-send; sending again (at most one duplicate)",
+        reason="sender stopped mid-send; the provider is asked before it goes again",
     )
     unknown = _update(
         and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt != "resend"),

@@ -1,8 +1,10 @@
 """A local Twilio-compatible Messages API, for tests and benchmarks.
 
-It speaks just enough of ``POST /2010-04-01/Accounts/{sid}/Messages.json`` for the official
-twilio client: HTTP basic auth, form bodies, Twilio's JSON success and error shapes. Replies can
-be scripted (errors, ``Retry-After``, slowness) and every request is recorded::
+It speaks just enough of ``/2010-04-01/Accounts/{sid}/Messages.json`` for the official twilio
+client: ``POST`` creates a message, ``GET`` lists the messages it created (newest first,
+filtered by ``To`` and ``From``, one page of ``PageSize``); HTTP basic auth, form bodies,
+Twilio's JSON success and error shapes. Replies to ``POST`` can be scripted (errors,
+``Retry-After``, slowness) and every one is recorded::
 
     with FakeTwilioServer() as server:
         server.script([Reply(status=429, retry_after=1), Reply(status=500)])
@@ -87,6 +89,8 @@ class FakeTwilioServer:
         self._lock = threading.Condition()
         self._requests: list[dict[str, str]] = []
         self._accepted: list[dict[str, str]] = []
+        self._messages: list[dict[str, Any]] = []
+        self._lookups = 0
         self._script: deque[Reply] = deque()
         self._in_flight = 0
         self._max_in_flight = 0
@@ -164,6 +168,8 @@ class FakeTwilioServer:
         with self._lock:
             self._requests.clear()
             self._accepted.clear()
+            self._messages.clear()
+            self._lookups = 0
             self._script.clear()
             self._max_in_flight = self._in_flight
 
@@ -183,15 +189,29 @@ class FakeTwilioServer:
             return [dict(r) for r in self._accepted]
 
     @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The message resources created for the accepted requests (``sid``, ``to``, ...)."""
+        with self._lock:
+            return [dict(m) for m in self._messages]
+
+    @property
+    def lookups(self) -> int:
+        """How many times the messages were listed (``GET``)."""
+        with self._lock:
+            return self._lookups
+
+    @property
     def max_concurrent(self) -> int:
         """The most requests that were being answered at the same moment."""
         with self._lock:
             return self._max_in_flight
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until at least ``count`` requests were received; False on timeout."""
+    def wait_for(self, count: int, timeout: float = 5.0, *, accepted: bool = False) -> bool:
+        """Block until at least ``count`` requests were received (with ``accepted``: answered
+        2xx); False on timeout."""
+        seen = self._accepted if accepted else self._requests
         with self._lock:
-            return self._lock.wait_for(lambda: len(self._requests) >= count, timeout=timeout)
+            return self._lock.wait_for(lambda: len(seen) >= count, timeout=timeout)
 
     # -- called from handler threads ----------------------------------------------------------
 
@@ -210,9 +230,26 @@ class FakeTwilioServer:
             self._lock.notify_all()
             return self._script.popleft() if self._script else Reply()
 
-    def _answered(self, fields: dict[str, str]) -> None:
+    def _answered(self, fields: dict[str, str]) -> dict[str, Any]:
         with self._lock:
             self._accepted.append(fields)
+            resource = _message_resource(self.account_sid, fields)
+            self._messages.append(resource)
+            self._lock.notify_all()
+            return resource
+
+    def _list(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """The created messages matching ``query``'s ``To`` and ``From``, newest first."""
+        size = min(max(int(query.get("PageSize") or 50), 1), 1000)
+        wanted = {"to": query.get("To"), "from": query.get("From")}
+        with self._lock:
+            self._lookups += 1
+            found = [
+                m
+                for m in reversed(self._messages)
+                if all(value is None or m[key] == value for key, value in wanted.items())
+            ]
+        return found[:size]
 
     def _done(self) -> None:
         with self._lock:
@@ -259,8 +296,47 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: a benchmark would otherwise print a line per request."""
 
     def do_GET(self) -> None:
+        fake = self.server.fake
         self._read_body()
-        self._error(405, *_DEFAULT_ERRORS[405])
+        path, _, query = self.path.partition("?")
+        if not self._allowed(path):
+            return
+        try:
+            fields = _fields(query)
+            messages = fake._list(fields)
+        except ValueError:
+            self._error(400, *_DEFAULT_ERRORS[400])
+            return
+        uri = f"{path}?{query}" if query else path
+        self._json(
+            200,
+            {
+                "messages": messages,
+                "end": max(len(messages) - 1, 0),
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": len(messages),
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            },
+        )
+
+    def _allowed(self, path: str) -> bool:
+        """Whether ``path`` is this account's Messages list and the credentials are right;
+        when not, the error is answered."""
+        fake = self.server.fake
+        match = _MESSAGES_PATH.match(path)
+        if match is None:
+            self._error(404, *_DEFAULT_ERRORS[404])
+            return False
+        if not fake._authorized(self.headers.get("Authorization")) or (
+            match["sid"] != fake.account_sid
+        ):
+            self._error(401, *_DEFAULT_ERRORS[401])
+            return False
+        return True
 
     def do_POST(self) -> None:
         fake = self.server.fake
@@ -269,17 +345,9 @@ class _Handler(BaseHTTPRequestHandler):
             # A sender killed mid-request: a request never whole is never processed.
             self.close_connection = True
             return
-        match = _MESSAGES_PATH.match(self.path.split("?", 1)[0])
-        if match is None:
-            self._error(404, *_DEFAULT_ERRORS[404])
+        if not self._allowed(self.path.split("?", 1)[0]):
             return
-        if not fake._authorized(self.headers.get("Authorization")) or (
-            match["sid"] != fake.account_sid
-        ):
-            self._error(401, *_DEFAULT_ERRORS[401])
-            return
-        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
-        fields = {name: values[-1] for name, values in parsed.items()}
+        fields = _fields(raw.decode("utf-8"))
         if not fields.get("To"):
             self._error(400, 21604, "A 'To' phone number is required.")
             return
@@ -304,8 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             # Twilio has the message once it answers, whether or not the caller reads the answer.
-            fake._answered(fields)
-            self._json(reply.status, _message_resource(fake.account_sid, fields))
+            self._json(reply.status, fake._answered(fields))
         finally:
             fake._done()
 
@@ -340,6 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except OSError:
             self.close_connection = True  # the client gave up waiting
+
+
+def _fields(form: str) -> dict[str, str]:
+    """A form body or query string as one value per name (the last one given)."""
+    parsed = parse_qs(form, keep_blank_values=True)
+    return {name: values[-1] for name, values in parsed.items()}
 
 
 def _message_resource(account_sid: str, fields: dict[str, str]) -> dict[str, Any]:

@@ -19,6 +19,12 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from carebot.testing.twilio_server import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    FakeTwilioServer,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -27,6 +33,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def twilio_env(twilio: FakeTwilioServer, **overrides: str) -> dict[str, str]:
+    """The daemon's settings for the fake Twilio server, plus ``overrides``."""
+    return {
+        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+        "CAREBOT_TWILIO__AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+        "CAREBOT_TWILIO__FROM_NUMBER": "+15005550006",
+        "CAREBOT_TWILIO__BASE_URL": twilio.base_url,
+        **overrides,
+    }
+
+
+def smtp_env(smtp: Any) -> dict[str, str]:
+    """The daemon's settings for the aiosmtpd test server."""
+    return {
+        "CAREBOT_SMTP__HOST": smtp.host,
+        "CAREBOT_SMTP__PORT": str(smtp.port),
+        "CAREBOT_SMTP__SENDER": "care@shop.example",
+        "CAREBOT_SMTP__STARTTLS": "false",
+    }
 
 
 def signed_headers(body: bytes, *, secret: str = SECRET, webhook_id: str) -> dict[str, str]:

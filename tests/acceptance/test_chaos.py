@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer, Reply
+from carebot.testing.twilio_server import FakeTwilioServer, Reply
 
-from .conftest import shipped_event, wait_until
+from .conftest import shipped_event, twilio_env, wait_until
 
 SHIPMENTS = 150
 KILLS = 3
@@ -34,18 +34,17 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
         for _ in range(SHIPMENTS * 2)
     )
     daemon = daemon_factory(
-        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
-        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
-        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
-        CAREBOT_TWILIO__TIMEOUT_SECONDS="1",
-        CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="2",
-        CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
-        CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
-        CAREBOT_DISPATCH__BACKOFF_BASE_SECONDS="0.2",
-        CAREBOT_DISPATCH__BACKOFF_MAX_SECONDS="1",
-        CAREBOT_DISPATCH__MAX_ATTEMPTS="20",
-        CAREBOT_CAPS__SMS_PER_DAY="100",
+        **twilio_env(
+            twilio_server,
+            CAREBOT_TWILIO__TIMEOUT_SECONDS="1",
+            CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="2",
+            CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
+            CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+            CAREBOT_DISPATCH__BACKOFF_BASE_SECONDS="0.2",
+            CAREBOT_DISPATCH__BACKOFF_MAX_SECONDS="1",
+            CAREBOT_DISPATCH__MAX_ATTEMPTS="20",
+            CAREBOT_CAPS__SMS_PER_DAY="100",
+        )
     )
     daemon.start()
     phones = [f"+861390{n:07d}" for n in range(SHIPMENTS)]

@@ -7,9 +7,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer, Reply
+from carebot.dispatch.dispatcher import ALREADY_SENT
+from carebot.testing.twilio_server import FakeTwilioServer, Reply
 
-from .conftest import shipped_event, wait_until
+from .conftest import shipped_event, twilio_env, wait_until
 
 
 def test_sigkill_after_claiming_and_after_sending_loses_nothing(
@@ -19,15 +20,14 @@ def test_sigkill_after_claiming_and_after_sending_loses_nothing(
     # wait behind it, so the kill catches one row `sending` and four `claimed`.
     twilio_server.script([Reply(delay=60)])
     daemon = daemon_factory(
-        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
-        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
-        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
-        CAREBOT_TWILIO__CONCURRENCY="1",
-        CAREBOT_TWILIO__TIMEOUT_SECONDS="120",
-        CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="5",
-        CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
-        CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+        **twilio_env(
+            twilio_server,
+            CAREBOT_TWILIO__CONCURRENCY="1",
+            CAREBOT_TWILIO__TIMEOUT_SECONDS="120",
+            CAREBOT_DISPATCH__CLAIM_LEASE_SECONDS="5",
+            CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
+            CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+        )
     )
     daemon.start()
     # Due together a moment from now, so one dispatch tick claims all five.
@@ -56,16 +56,41 @@ def test_sigkill_after_claiming_and_after_sending_loses_nothing(
     assert duplicates <= 1, f"more duplicates than messages in flight: {sent_to}"
 
 
+def test_a_message_twilio_took_from_a_killed_sender_is_found_not_sent_again(
+    daemon_factory: Any, twilio_server: FakeTwilioServer
+) -> None:
+    # Twilio keeps the message it was given, but answers only after the sender is dead.
+    twilio_server.script([Reply(delay=1)])
+    daemon = daemon_factory(
+        **twilio_env(
+            twilio_server,
+            CAREBOT_DISPATCH__SEND_LEASE_SECONDS="2",
+            CAREBOT_DISPATCH__REAPER_SECONDS="0.5",
+        )
+    )
+    daemon.start()
+    assert daemon.post(shipped_event(200)).status_code == 202
+    assert twilio_server.wait_for(1, timeout=10)
+    assert daemon.query("select status from notifications") == [("sending",)]
+    daemon.kill()
+    assert twilio_server.wait_for(1, timeout=5, accepted=True)
+
+    daemon.start()
+    assert wait_until(
+        lambda: daemon.query("select status from notifications") == [("sent",)], timeout=20
+    ), daemon.query("select id, status, reason from notifications")
+    assert len(twilio_server.requests) == 1, "the message went out twice"
+    assert twilio_server.lookups == 1
+    [(reason, provider_id)] = daemon.query("select reason, provider_id from notifications")
+    assert reason == ALREADY_SENT
+    assert provider_id == twilio_server.messages[0]["sid"]
+
+
 def test_sigterm_lets_the_message_in_flight_finish_and_exits_cleanly(
     daemon_factory: Any, twilio_server: FakeTwilioServer
 ) -> None:
     twilio_server.script([Reply(delay=2)])
-    daemon = daemon_factory(
-        CAREBOT_TWILIO__ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-        CAREBOT_TWILIO__AUTH_TOKEN="test-token",
-        CAREBOT_TWILIO__FROM_NUMBER="+15005550006",
-        CAREBOT_TWILIO__BASE_URL=twilio_server.base_url,
-    )
+    daemon = daemon_factory(**twilio_env(twilio_server))
     daemon.start()
     assert daemon.post(shipped_event(300)).status_code == 202
     assert twilio_server.wait_for(1, timeout=5)

@@ -12,22 +12,13 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer
+from carebot.testing.twilio_server import FakeTwilioServer
 
-from .conftest import REPO, SECRET, shipped_event, signed_headers, wait_until
+from .conftest import REPO, SECRET, shipped_event, signed_headers, smtp_env, twilio_env, wait_until
 
 
 def _provider_env(twilio: FakeTwilioServer, smtp: Any) -> dict[str, str]:
-    return {
-        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
-        "CAREBOT_TWILIO__AUTH_TOKEN": "test-token",
-        "CAREBOT_TWILIO__FROM_NUMBER": "+15005550006",
-        "CAREBOT_TWILIO__BASE_URL": twilio.base_url,
-        "CAREBOT_SMTP__HOST": smtp.host,
-        "CAREBOT_SMTP__PORT": str(smtp.port),
-        "CAREBOT_SMTP__SENDER": "care@shop.example",
-        "CAREBOT_SMTP__STARTTLS": "false",
-    }
+    return {**twilio_env(twilio), **smtp_env(smtp)}
 
 
 def test_a_signed_shipped_event_sends_one_sms_through_twilio_within_two_seconds(

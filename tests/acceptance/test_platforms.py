@@ -13,9 +13,9 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from carebot.sources.signatures import hmac_sha256_base64
-from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer
+from carebot.testing.twilio_server import FakeTwilioServer
 
-from .conftest import shipped_event, wait_until
+from .conftest import shipped_event, smtp_env, twilio_env, wait_until
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
 SHOPIFY_SECRET = "shopify-app-secret"
@@ -25,14 +25,8 @@ WOO_SECRET = "woo-secret"
 
 def _env(twilio: FakeTwilioServer, smtp: Any) -> dict[str, str]:
     return {
-        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
-        "CAREBOT_TWILIO__AUTH_TOKEN": "test-token",
-        "CAREBOT_TWILIO__FROM_NUMBER": "+15005550006",
-        "CAREBOT_TWILIO__BASE_URL": twilio.base_url,
-        "CAREBOT_SMTP__HOST": smtp.host,
-        "CAREBOT_SMTP__PORT": str(smtp.port),
-        "CAREBOT_SMTP__SENDER": "care@shop.example",
-        "CAREBOT_SMTP__STARTTLS": "false",
+        **twilio_env(twilio),
+        **smtp_env(smtp),
         "CAREBOT_WEBHOOKS__SHOPIFY_SECRET": SHOPIFY_SECRET,
         "CAREBOT_WEBHOOKS__AFTERSHIP_SECRET": AFTERSHIP_SECRET,
         "CAREBOT_WEBHOOKS__WOOCOMMERCE_SECRET": WOO_SECRET,

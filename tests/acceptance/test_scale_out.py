@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from carebot.testing.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilioServer
+from carebot.testing.twilio_server import FakeTwilioServer
 
-from .conftest import shipped_event, wait_until
+from .conftest import shipped_event, twilio_env, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -20,13 +20,7 @@ SHIPMENTS = 240
 def test_three_daemons_on_one_database_send_every_message_exactly_once(
     daemon_factory: Any, twilio_server: FakeTwilioServer, postgres_url: str
 ) -> None:
-    env = {
-        "CAREBOT_DATABASE_URL": postgres_url,
-        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
-        "CAREBOT_TWILIO__AUTH_TOKEN": "test-token",
-        "CAREBOT_TWILIO__FROM_NUMBER": "+15005550006",
-        "CAREBOT_TWILIO__BASE_URL": twilio_server.base_url,
-    }
+    env = twilio_env(twilio_server, CAREBOT_DATABASE_URL=postgres_url)
     daemons = [daemon_factory(**env) for _ in range(3)]
     for daemon in daemons:
         daemon.start()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -177,6 +179,31 @@ async def test_a_hanging_twilio_times_out_as_retryable(twilio_server: FakeTwilio
     error = await _twilio_error(channel, _sms())
     assert error.retryable is True
     assert "Timeout" in str(error)
+
+
+async def test_find_sent_returns_the_receipt_of_the_message_twilio_already_has(
+    twilio_server: FakeTwilioServer,
+) -> None:
+    channel = _twilio(twilio_server.base_url)
+    before = datetime.now(UTC)
+    assert await channel.find_sent(_sms(), since=before) is None
+    receipt = await channel.send(_sms())
+    found = await channel.find_sent(_sms(), since=before)
+    assert found is not None and found.provider_id == receipt.provider_id
+    # Another text, another number, or a message older than the notification is not it.
+    assert await channel.find_sent(_sms("another text"), since=before) is None
+    assert await channel.find_sent(replace(_sms(), to="+8613900139000"), since=before) is None
+    assert await channel.find_sent(_sms(), since=before + timedelta(hours=1)) is None
+    assert twilio_server.lookups == 5
+    assert len(twilio_server.requests) == 1, "a lookup created a message"
+
+
+async def test_a_lookup_that_cannot_reach_twilio_is_retryable() -> None:
+    channel = _twilio(f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(ChannelError) as caught:
+        await channel.find_sent(_sms(), since=datetime.now(UTC))
+    assert caught.value.retryable is True
+    assert "lookup" in str(caught.value)
 
 
 async def test_no_more_sends_are_in_flight_than_the_concurrency_setting(

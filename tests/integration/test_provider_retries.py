@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from carebot.clock import VirtualClock
+from carebot.dispatch.dispatcher import ALREADY_SENT
 from carebot.events import parse_event
 from carebot.runtime import Runtime, build_runtime
 from carebot.settings import Settings
@@ -28,6 +29,16 @@ START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 def runtime(
     tmp_path: Path, twilio_server: FakeTwilioServer, smtp_server: SMTPTestServer
 ) -> Runtime:
+    return _runtime(tmp_path, twilio_server, smtp_server, START)
+
+
+def _runtime(
+    tmp_path: Path,
+    twilio_server: FakeTwilioServer,
+    smtp_server: SMTPTestServer,
+    start: datetime,
+    **twilio: object,
+) -> Runtime:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
         rules_dir=REPO / "rules",
@@ -38,6 +49,7 @@ def runtime(
             "auth_token": "test-token",
             "from_number": "+15005550006",
             "base_url": twilio_server.base_url,
+            **twilio,
         },
         smtp={
             "host": smtp_server.host,
@@ -48,7 +60,7 @@ def runtime(
     )
     db = Database(settings.database_url)
     db.upgrade()
-    return build_runtime(settings, clock=VirtualClock(START), db=db)
+    return build_runtime(settings, clock=VirtualClock(start), db=db)
 
 
 def _ship(runtime: Runtime, *, phone: str | None) -> None:
@@ -101,6 +113,29 @@ async def test_twilio_500_and_429_are_retried_with_backoff_and_end_sent(
     assert row.status == "sent" and row.attempts == 3
     assert row.provider_id and row.provider_id.startswith("SM")
     assert len(twilio_server.requests) == 3
+    # Each retry first asked whether an earlier attempt had gone through.
+    assert twilio_server.lookups == 2
+
+
+async def test_a_timed_out_send_that_twilio_took_is_found_and_not_sent_again(
+    tmp_path: Path, twilio_server: FakeTwilioServer, smtp_server: SMTPTestServer
+) -> None:
+    # Twilio's own clock dates the message, so this notification is made at the real time.
+    runtime = _runtime(tmp_path, twilio_server, smtp_server, datetime.now(UTC), timeout_seconds=0.3)
+    twilio_server.script([Reply(delay=1)])
+    _ship(runtime, phone="+8613800138000")
+    await runtime.dispatcher.run_once()
+    retry = _row(runtime)
+    assert retry.status == "scheduled" and "Timeout" in (retry.last_error or "")
+    assert twilio_server.wait_for(1, timeout=5, accepted=True)
+
+    runtime.clock.set(retry.due_at)  # type: ignore[attr-defined]
+    await runtime.dispatcher.run_once()
+    row = _row(runtime)
+    assert row.status == "sent"
+    assert row.reason == ALREADY_SENT
+    assert len(twilio_server.requests) == 1, "the message went twice"
+    assert twilio_server.lookups == 1
 
 
 async def test_twilio_21211_ends_failed_at_once_with_the_reason(
