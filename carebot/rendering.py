@@ -8,6 +8,7 @@ them, so they run in Jinja2's immutable sandbox; only the ``html`` block is auto
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +31,8 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 _NO_ATTRIBUTE = re.compile(r"^'(?P<owner>.+)' has no attribute '(?P<name>.+)'$")
 _UNDEFINED = re.compile(r"^'(?P<name>.+)' is undefined$")
 _SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$"}
+# How long after a change a folder's listing is not trusted to its mtime (see `_folders`).
+_SETTLED_NS = 2_000_000_000
 _EMAIL_BLOCKS = ("subject", "text")
 
 
@@ -110,6 +113,8 @@ class TemplateRenderer:
         loader = FileSystemLoader(str(templates_dir))
         self._plain: ImmutableSandboxedEnvironment = _environment(loader, html=False, strict=strict)
         self._html: ImmutableSandboxedEnvironment = _environment(loader, html=True, strict=strict)
+        # The locale folders by lower-case name, with the templates folder's mtime when listed.
+        self._listing: tuple[int, dict[str, str]] | None = None
 
     def locales(self) -> list[str]:
         """The locale folders present, sorted."""
@@ -171,7 +176,24 @@ class TemplateRenderer:
         """The locale folder matching ``locale`` regardless of case (``zh-cn`` → ``zh-CN``)."""
         if not _LOCALE.match(locale):
             return None
-        return {f.lower(): f for f in self.locales()}.get(locale.replace("_", "-").lower())
+        return self._folders().get(locale.replace("_", "-").lower())
+
+    def _folders(self) -> dict[str, str]:
+        # Listed again only when the templates folder changed (a locale folder added, renamed
+        # or removed), not for every message. A change within the file system's timestamp
+        # granularity of the last listing could leave the mtime equal, so a folder changed in
+        # the last two seconds (by the file system's clock, not carebot's) is always listed.
+        try:
+            stamp = self.templates_dir.stat().st_mtime_ns
+        except OSError:
+            return {}
+        if (
+            self._listing is None
+            or self._listing[0] != stamp
+            or time.time_ns() - stamp < _SETTLED_NS
+        ):
+            self._listing = (stamp, {f.lower(): f for f in self.locales()})
+        return self._listing[1]
 
     def _render_in(
         self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]

@@ -154,6 +154,15 @@ def test_an_edited_template_is_picked_up_after_reload(tmp_path: Path) -> None:
     assert renderer.render("hi", ChannelKind.SMS, "en", {}).text == "two"
 
 
+def test_a_locale_folder_added_while_running_is_used_without_a_reload(tmp_path: Path) -> None:
+    renderer = make(tmp_path, {"zh-CN/hi.sms.j2": "你好"})
+    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "zh-CN"
+    make(tmp_path, {"fr/hi.sms.j2": "bonjour"})
+    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).text == "bonjour"
+    (tmp_path / "fr").rename(tmp_path / "FR")
+    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "FR"
+
+
 def test_a_missing_optional_value_prints_as_nothing(tmp_path: Path) -> None:
     renderer = make(tmp_path, {"en/hi.sms.j2": "[{{ shipment.carrier }}]"})
     text = renderer.render("hi", ChannelKind.SMS, "en", {"shipment": {"carrier": None}}).text
