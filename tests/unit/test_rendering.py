@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -154,13 +155,27 @@ def test_an_edited_template_is_picked_up_after_reload(tmp_path: Path) -> None:
     assert renderer.render("hi", ChannelKind.SMS, "en", {}).text == "two"
 
 
-def test_a_locale_folder_added_while_running_is_used_without_a_reload(tmp_path: Path) -> None:
+def test_the_locale_folders_are_listed_again_only_when_the_folder_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     renderer = make(tmp_path, {"zh-CN/hi.sms.j2": "你好"})
-    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "zh-CN"
-    make(tmp_path, {"fr/hi.sms.j2": "bonjour"})
+    listings: list[list[str]] = []
+    locales = renderer.locales
+
+    def listing() -> list[str]:
+        listings.append(locales())
+        return listings[-1]
+
+    monkeypatch.setattr(renderer, "locales", listing)
+    os.utime(tmp_path, (1_700_000_000, 1_700_000_000))  # settled long ago
+    for _ in range(3):
+        assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "zh-CN"
+    assert len(listings) == 1
+    make(tmp_path, {"fr/hi.sms.j2": "bonjour"})  # a new folder: the mtime moves
     assert renderer.render("hi", ChannelKind.SMS, "fr", {}).text == "bonjour"
     (tmp_path / "fr").rename(tmp_path / "FR")
     assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "FR"
+    assert len(listings) == 3
 
 
 def test_a_missing_optional_value_prints_as_nothing(tmp_path: Path) -> None:
