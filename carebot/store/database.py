@@ -335,8 +335,10 @@ class _Writer:
             for call in calls:
                 self._commit([call])
             return
-        except BaseException as exc:  # the commit failed: nothing of the group is stored
-            for future, _, _ in done:
+        except BaseException as exc:
+            # The group's transaction failed (to open, or to commit): nothing of it is stored,
+            # and every call fails, including those it never reached.
+            for _, future in calls:
                 future.set_exception(exc)
             return
         for future, result, error in done:

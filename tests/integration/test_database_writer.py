@@ -144,6 +144,27 @@ def test_a_call_that_fails_its_commit_fails_its_whole_group(db: Database) -> Non
     assert _count_consents(db) == 1
 
 
+def test_a_group_whose_transaction_cannot_open_fails_every_call(db: Database) -> None:
+    db.dispose()  # the next group opens a connection of its own
+
+    def refuse_connection(_connection: Any) -> None:
+        raise RuntimeError("unable to open database file")
+
+    event.listen(db.engine, "engine_connect", refuse_connection)
+    calls = [(_opt_out, db, "+8613800000001"), (_opt_out, db, "+8613800000002")]
+
+    async def main() -> list[Any]:
+        # A call left unanswered would hang its caller (a webhook) for good: bound the wait.
+        pending = [db.call(fn, *args) for fn, *args in calls]
+        return await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
+
+    results = asyncio.run(main())
+    assert [str(r) for r in results] == ["unable to open database file"] * 2
+    event.remove(db.engine, "engine_connect", refuse_connection)
+    assert asyncio.run(_call(db, _opt_out, db, "+8613800000003")) == "+8613800000003"
+    assert _count_consents(db) == 1
+
+
 async def _call(db: Database, fn: Any, *args: Any) -> Any:
     return await db.call(fn, *args)
 
