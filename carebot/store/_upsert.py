@@ -1,4 +1,4 @@
-"""Dialect-aware ``INSERT … ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL."""
+"""Dialect-aware ``INSERT … ON CONFLICT`` for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-__all__ = ["insert_ignore", "prepared_insert_ignore"]
+__all__ = ["dialect_insert", "insert_ignore", "prepared_insert_ignore"]
 
 
 def insert_ignore(session: Session, model: Any, conflict_on: list[str]) -> Any:
@@ -17,12 +17,17 @@ def insert_ignore(session: Session, model: Any, conflict_on: list[str]) -> Any:
     return _insert_ignore(session.get_bind().dialect.name, model, conflict_on)
 
 
-def _insert_ignore(dialect: str, model: Any, conflict_on: list[str] | tuple[str, ...]) -> Any:
+def dialect_insert(dialect: str, model: Any) -> Any:
+    """The insert of ``dialect``'s own module, which has ``ON CONFLICT`` (SQLite, PostgreSQL)."""
     if dialect == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing(index_elements=list(conflict_on))
+        return postgresql.insert(model)
     if dialect == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing(index_elements=list(conflict_on))
+        return sqlite.insert(model)
     raise NotImplementedError(f"carebot does not support the {dialect} dialect")
+
+
+def _insert_ignore(dialect: str, model: Any, conflict_on: list[str] | tuple[str, ...]) -> Any:
+    return dialect_insert(dialect, model).on_conflict_do_nothing(index_elements=list(conflict_on))
 
 
 @cache

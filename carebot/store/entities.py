@@ -30,12 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from carebot.events import Customer, Event, EventType, ShipmentStatus
-from carebot.store._upsert import prepared_insert_ignore
+from carebot.store._upsert import dialect_insert, prepared_insert_ignore
 from carebot.store.models import (
     CustomerRow,
     EventRow,
@@ -208,14 +207,9 @@ _LOAD_ITEMS = (
 @cache
 def _customer_upsert(dialect: str) -> Any:
     """Insert a customer or fill in the stored one, built once per dialect (``ON CONFLICT``)."""
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(_CUSTOMERS)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(_CUSTOMERS)
-    else:
-        raise NotImplementedError(f"carebot does not support the {dialect} dialect")
-    statement = statement.values(_params("id", *_CUSTOMER_FIELDS, "created_at", "updated_at"))
+    statement = dialect_insert(dialect, _CUSTOMERS).values(
+        _params("id", *_CUSTOMER_FIELDS, "created_at", "updated_at")
+    )
     # A field the event does not carry (None) keeps what is stored.
     return statement.on_conflict_do_update(
         index_elements=["id"],

@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from carebot.store._upsert import insert_ignore
 from carebot.store.models import RateBucketRow
 
 __all__ = ["take_token"]
@@ -29,11 +28,10 @@ def take_token(session: Session, *, name: str, rate: float, burst: float, now: d
     locked = select(RateBucketRow).where(RateBucketRow.name == name).with_for_update()
     row = session.scalars(locked).one_or_none()
     if row is None:  # the bucket's first use; another process may be creating it too
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(
-            insert(RateBucketRow)
-            .values(name=name, tokens=burst, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["name"])
+            insert_ignore(session, RateBucketRow, ["name"]).values(
+                name=name, tokens=burst, updated_at=now
+            )
         )
         row = session.scalars(locked).one()
     elapsed = max(0.0, (now - row.updated_at).total_seconds())
