@@ -80,9 +80,7 @@ class Pipeline:
             while pending:
                 current, current_source = pending.pop(0)
                 merged = entities.merge_event(session, current, now=now)
-                facts = entities.load_facts(
-                    session, order_id=merged.order_id, shipment_id=merged.shipment_id
-                )
+                facts = entities.facts_for(session, merged)
                 plan = self.planner.plan(
                     current,
                     facts,

@@ -13,7 +13,7 @@ folds the event in Python and writes the rows back whole.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 
@@ -44,7 +44,15 @@ from carebot.store.models import (
     ShipmentRow,
 )
 
-__all__ = ["Facts", "MergeResult", "load_facts", "merge_event", "record_event", "reject_payload"]
+__all__ = [
+    "Facts",
+    "MergeResult",
+    "facts_for",
+    "load_facts",
+    "merge_event",
+    "record_event",
+    "reject_payload",
+]
 
 _ORDER_STATUS_FOR = {
     EventType.ORDER_PLACED: "placed",
@@ -77,6 +85,9 @@ class MergeResult:
     shipment_id: str | None
     # True when this event made the last undelivered shipment of the order delivered.
     order_now_delivered: bool = False
+    # The facts, when the merge itself wrote all of them: an order this event created (see
+    # ``facts_for``). Not part of equality: it is what ``load_facts`` would read.
+    facts: Facts | None = field(default=None, compare=False)
 
 
 # --- statements, built once ---------------------------------------------------------------------
@@ -210,7 +221,8 @@ def _customer_upsert(dialect: str) -> Any:
     statement = dialect_insert(dialect, _CUSTOMERS).values(
         _params("id", *_CUSTOMER_FIELDS, "created_at", "updated_at")
     )
-    # A field the event does not carry (None) keeps what is stored.
+    # A field the event does not carry (None) keeps what is stored. The merged customer comes
+    # back: the facts of an order this event created need it (``_new_order_facts``).
     return statement.on_conflict_do_update(
         index_elements=["id"],
         set_={
@@ -220,7 +232,7 @@ def _customer_upsert(dialect: str) -> Any:
             },
             "updated_at": statement.excluded.updated_at,
         },
-    )
+    ).returning(*(_CUSTOMERS.c[name] for name in _CUSTOMER_FACTS))
 
 
 def _run(session: Session, statement: Any, params: Any) -> CursorResult[Any]:
@@ -291,14 +303,15 @@ def _customer_key(customer: Customer) -> str | None:
 
 def _merge_customer(
     session: Session, customer: Customer, now: datetime, existing_id: str | None
-) -> str | None:
+) -> dict[str, Any] | None:
+    """The customer as stored after the merge (``_CUSTOMER_FACTS``), or None without a key."""
     key = existing_id if existing_id and not customer.id else _customer_key(customer)
     if key is None:
-        return existing_id
+        return None
     row = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
     row.update(id=key, created_at=now, updated_at=now)
-    _run(session, _customer_upsert(session.get_bind().dialect.name), row)
-    return key
+    merged = _run(session, _customer_upsert(session.get_bind().dialect.name), row).one()
+    return dict(merged._mapping)
 
 
 def _apply_order_status(row: dict[str, Any], event: Event) -> None:
@@ -315,9 +328,18 @@ def _apply_order_status(row: dict[str, Any], event: Event) -> None:
 @dataclass(frozen=True)
 class _MergedOrder:
     id: str
-    status: str
+    # The order row as written (``_ORDER_COLUMNS``).
+    row: dict[str, Any]
     # Created by this event: then no shipment but the event's can belong to it (foreign key).
     created: bool
+    # The customer the order names, as stored after this merge, when this event named one.
+    customer: dict[str, Any] | None
+    # The line items as written, when the event carried them.
+    items: list[dict[str, Any]] | None
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
 
 
 def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder | None:
@@ -342,16 +364,19 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
             merged = dict(row["shipping_address"] or {})
             merged.update(order.shipping_address.model_dump(mode="json", exclude_none=True))
             row["shipping_address"] = merged
-        if order.customer is not None:
-            row["customer_id"] = _merge_customer(session, order.customer, now, row["customer_id"])
-    if event.customer is not None:
-        row["customer_id"] = _merge_customer(session, event.customer, now, row["customer_id"])
+    customer = None
+    for named in (order.customer if order is not None else None, event.customer):
+        if named is not None:
+            customer = _merge_customer(session, named, now, row["customer_id"]) or customer
+            if customer is not None:
+                row["customer_id"] = customer["id"]
     _apply_order_status(row, event)
     row["updated_at"] = now
     if stored is None:
         _run(session, _INSERT_ORDER, {**row, "id": order_id, "created_at": now})
     else:
         _run(session, _UPDATE_ORDER, {**row, "key": order_id})
+    items = None
     if order is not None and order.items is not None:
         if stored is not None:
             _run(session, _DELETE_ITEMS, {"order_id": order_id})
@@ -369,7 +394,9 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
         ]
         if items:
             _run(session, _INSERT_ITEM, items)
-    return _MergedOrder(id=order_id, status=row["status"], created=stored is None)
+    return _MergedOrder(
+        id=order_id, row=row, created=stored is None, customer=customer, items=items
+    )
 
 
 def _implied_shipment_status(event: Event) -> ShipmentStatus | None:
@@ -464,7 +491,46 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
         order_id=order_id,
         shipment_id=event.shipment.id if event.shipment else None,
         order_now_delivered=now_delivered,
+        facts=_new_order_facts(order, event, shipment) if order and order.created else None,
     )
+
+
+def _utc_iso(value: Any) -> Any:
+    """A written value as ``load_facts`` reads it back: instants in UTC, dates as they are."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return _iso(value)
+
+
+def _new_order_facts(order: _MergedOrder, event: Event, shipment: dict[str, Any] | None) -> Facts:
+    """The facts of an order this event created, from the rows the merge wrote.
+
+    Nothing else can belong to a new order: a shipment names a stored order (foreign key), so
+    its only shipment is the event's, and its items are the event's.
+    """
+    row = order.row
+    shipments = []
+    if event.shipment is not None and shipment is not None and shipment["order_id"] == order.id:
+        written = {**shipment, "id": event.shipment.id}
+        shipments.append({name: _utc_iso(written[name]) for name in _SHIPMENT_FACTS})
+    return Facts(
+        order={"id": order.id, **{name: _utc_iso(row[name]) for name in _ORDER_FACTS[1:]}},
+        customer=order.customer,
+        shipping_address=dict(row["shipping_address"] or {}),
+        shipment=dict(shipments[0]) if shipments else None,
+        shipments=shipments,
+        items=[
+            {name: item[name] for name in ("sku", "title", "quantity", "unit_price", "tags")}
+            for item in order.items or []
+        ],
+    )
+
+
+def facts_for(session: Session, merged: MergeResult) -> Facts:
+    """The facts around a merged event: those the merge wrote, else read from the store."""
+    if merged.facts is not None:
+        return merged.facts
+    return load_facts(session, order_id=merged.order_id, shipment_id=merged.shipment_id)
 
 
 # --- reading ------------------------------------------------------------------------------------

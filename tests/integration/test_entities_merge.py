@@ -384,6 +384,85 @@ def test_load_facts_reads_the_order_its_shipments_and_the_named_shipment(db: Dat
     assert facts(db, None, None) == Facts()
 
 
+# Events that create their order, each with a different mix of what a new order can carry.
+_NEW_ORDERS = {
+    "bare order": ("order.placed", {"order": {"id": "n1"}}),
+    "everything": (
+        "order.shipped",
+        {
+            "order": {
+                "id": "n2",
+                "placed_at": "2026-11-19T21:13:00.250000+08:00",
+                "total": "358.00",
+                "currency": "CNY",
+                "shipping_address": {"city": "杭州", "country": "CN"},
+                "customer": {"id": "c-2", "name": "王芳", "phone": "+8613800000002"},
+                "items": [
+                    {"sku": "MILK-900G", "title": "奶粉", "quantity": 2, "unit_price": "179.00"},
+                    {"sku": "BIB", "title": "Bib", "tags": ["gift", "cotton"]},
+                ],
+            },
+            "shipment": {
+                "id": "n2-s",
+                "carrier": "SF Express",
+                "tracking_number": "SF2",
+                "expected_delivery": "2026-11-23",
+                "last_scan_at": "2026-11-20T09:30:00+08:00",
+            },
+        },
+    ),
+    "delivered at once": ("order.delivered", {"order": {"id": "n3"}, "shipment": {"id": "n3-s"}}),
+    "customer beside the order": (
+        "order.paid",
+        {"order": {"id": "n4", "items": []}, "customer": {"email": "Li@Example.com"}},
+    ),
+    "shipment known before its order": (
+        "order.shipped",
+        {"order": {"id": "n5"}, "shipment": {"id": "early-s", "carrier": "EMS"}},
+    ),
+    "returning customer, fields kept": (
+        "order.placed",
+        {"order": {"id": "n6", "customer": {"id": "known-c"}}},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_NEW_ORDERS))
+def test_the_facts_of_a_new_order_are_those_load_facts_reads_back(db: Database, case: str) -> None:
+    # What the last two cases find stored: a carrier update that named no order yet, and a
+    # customer with a name and a zone the new order's event leaves out.
+    merge(db, shipment_update(T0 - timedelta(hours=1), "early-s", "in_transit"))
+    merge(
+        db,
+        event(
+            "customer.updated",
+            T0,
+            customer={"id": "known-c", "name": "Ann", "timezone": "Asia/Tokyo", "locale": "en"},
+        ),
+    )
+    kind, fields = _NEW_ORDERS[case]
+    new = event(kind, T0 + timedelta(minutes=5), **fields)
+    with db.transaction() as session:
+        merged = entities.merge_event(session, new, now=NOW)
+        # Read in the same transaction, as the pipeline would have.
+        read = entities.load_facts(
+            session, order_id=merged.order_id, shipment_id=merged.shipment_id
+        )
+        assert entities.facts_for(session, merged) is merged.facts
+    assert merged.facts == read
+    assert read.order is not None and read.order["id"] == fields["order"]["id"]
+
+
+def test_an_event_of_a_stored_order_has_its_facts_read(db: Database) -> None:
+    merge(db, event("order.placed", T0, order={"id": "1"}))
+    with db.transaction() as session:
+        merged = entities.merge_event(
+            session, event("order.shipped", T0, order={"id": "1"}, shipment={"id": "s"}), now=NOW
+        )
+        assert merged.facts is None
+        assert entities.facts_for(session, merged).shipments[0]["id"] == "s"
+
+
 # --- concurrency ---------------------------------------------------------------------------------
 
 
