@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 from carebot.channels.base import ChannelKind
 from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.store import schedule
-from carebot.store.models import NotificationRow
+from carebot.store.schedule import Claimed
 
 
-def fallback_for(row: NotificationRow, now: datetime) -> PlannedNotification | None:
+def fallback_for(row: Claimed, now: datetime) -> PlannedNotification | None:
     """The same notice on the other channel, when the rule named one and this is not it."""
     if not row.fallback_recipient:
         return None

@@ -45,7 +45,7 @@ from carebot.segments import count_segments
 from carebot.settings import CapSettings, DispatchSettings
 from carebot.store import consent, schedule
 from carebot.store.database import Database
-from carebot.store.models import NotificationRow
+from carebot.store.schedule import Claimed
 from carebot.unsubscribe import make_token, signing_key
 
 __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
@@ -163,11 +163,11 @@ class Dispatcher:
         report.claimed = len(rows)
         # Rows to one address go one after another, so each sees the frequency cap as the
         # ones before it left it; different addresses go concurrently.
-        queues: dict[tuple[str, str | None], list[NotificationRow]] = {}
+        queues: dict[tuple[str, str | None], list[Claimed]] = {}
         for row in rows:
             queues.setdefault((row.channel, row.recipient), []).append(row)
 
-        async def drain(queue: list[NotificationRow]) -> list[str]:
+        async def drain(queue: list[Claimed]) -> list[str]:
             # The first row to an address uses what the claim read of it; the ones after it
             # read again, to count what the ones before them sent.
             first = guards.get((queue[0].channel, queue[0].recipient or ""))
@@ -195,13 +195,13 @@ class Dispatcher:
             )
         return result
 
-    def _windows(self, row: NotificationRow) -> list[DailyWindow]:
+    def _windows(self, row: Claimed) -> list[DailyWindow]:
         windows = [self._send_window] if self._send_window else []
         if row.window:
             windows.append(parse_window(row.window))
         return windows
 
-    async def _deliver(self, row: NotificationRow, guards: Guards | None = None) -> str:
+    async def _deliver(self, row: Claimed, guards: Guards | None = None) -> str:
         now = self.clock.now()
         if now > row.not_after:
             return await self._finish(
@@ -249,7 +249,7 @@ class Dispatcher:
                 return capped
         return await self._send(row, kind)
 
-    async def _send(self, row: NotificationRow, kind: ChannelKind) -> str:
+    async def _send(self, row: Claimed, kind: ChannelKind) -> str:
         """Render ``row`` and hand it to its channel (the guards have passed)."""
         assert row.recipient is not None
         context = dict(row.context)
@@ -329,7 +329,7 @@ class Dispatcher:
         )
         return "sent"
 
-    async def _failed_send(self, row: NotificationRow, attempt: int, exc: ChannelError) -> str:
+    async def _failed_send(self, row: Claimed, attempt: int, exc: ChannelError) -> str:
         now = self.clock.now()
         error = f"{exc}" if exc.code is None or exc.code in str(exc) else f"{exc.code}: {exc}"
         log = {
@@ -382,7 +382,7 @@ class Dispatcher:
 
     async def _finish(
         self,
-        row: NotificationRow,
+        row: Claimed,
         status: S,
         reason: str,
         *,
@@ -406,7 +406,7 @@ class Dispatcher:
         return {S.FAILED: "failed", S.EXPIRED: "expired", S.SUPPRESSED: "suppressed"}[status]
 
     async def _apply_cap(
-        self, row: NotificationRow, kind: ChannelKind, now: datetime, sent: list[datetime]
+        self, row: Claimed, kind: ChannelKind, now: datetime, sent: list[datetime]
     ) -> str | None:
         """Merge or defer ``row`` when sending it now would pass the cap; None to send it now.
 
@@ -438,7 +438,7 @@ class Dispatcher:
         )
         return "deferred"
 
-    async def _merge(self, row: NotificationRow, *, due_by: datetime) -> bool:
+    async def _merge(self, row: Claimed, *, due_by: datetime) -> bool:
         """Fold ``row`` into a pending message of the same rule to the same address."""
         target = await self._db(schedule.merge_target, row=row, due_by=due_by)
         if target is None:
@@ -472,7 +472,7 @@ class Dispatcher:
             )
         return bool(absorbed)
 
-    def _shows_merged(self, row: NotificationRow, context: dict[str, Any]) -> bool:
+    def _shows_merged(self, row: Claimed, context: dict[str, Any]) -> bool:
         kind = ChannelKind(row.channel)
 
         def render(ctx: Mapping[str, Any]) -> Rendered:
@@ -506,7 +506,7 @@ def _claim_with_guards(
     limit: int,
     lease: timedelta,
     read_next_due: bool,
-) -> tuple[list[NotificationRow], dict[tuple[str, str], Guards], datetime | None]:
+) -> tuple[list[Claimed], dict[tuple[str, str], Guards], datetime | None]:
     """Claim due rows and, in the same transaction, read the guards of their addresses and,
     with ``read_next_due``, when the next scheduled row falls due."""
     rows = schedule.claim_due(session, now=now, worker=worker, limit=limit, lease=lease)
