@@ -21,25 +21,38 @@ def valid_email(address: str | None) -> bool:
     return bool(address) and _EMAIL.match(address or "") is not None
 
 
-@lru_cache(maxsize=4096)
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     """The E.164 form of ``raw`` if it is a valid number (national numbers need ``region``)."""
     if not raw:
         return None
-    try:
-        number = phonenumbers.parse(raw, (region or "").upper() or None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
+    # A number written with its country code ignores the region: leaving the region out of
+    # the cache key lets the planner, the dispatcher and the zone lookup share one parse.
+    international = raw.lstrip().startswith("+")
+    return _normalize(raw, None if international else (region or "").upper() or None)
+
+
+@lru_cache(maxsize=4096)
+def _normalize(raw: str, region: str | None) -> str | None:
+    number = _parse_valid(raw, region)
+    if number is None:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
+def _parse_valid(raw: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """``raw`` parsed, if it is a valid number. Callers must not change what it returns."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
 @lru_cache(maxsize=1024)
 def _zone_of_phone(e164: str) -> str | None:
-    try:
-        number = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
+    number = _parse_valid(e164, None)
+    if number is None:
         return None
     zones = [z for z in phone_timezones.time_zones_for_number(number) if z != "Etc/Unknown"]
     return zones[0] if zones else None
