@@ -507,7 +507,7 @@ def recent_sends(
 
 
 def merge_target(
-    session: Session, *, row: NotificationRow, due_by: datetime
+    session: Session, *, row: Claimed, due_by: datetime
 ) -> NotificationRow | None:
     """A pending row ``row`` could be merged into: same rule, template and recipient, due by
     ``due_by``, not transactional, earliest first."""
