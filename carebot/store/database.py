@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,11 +138,19 @@ class Database:
 
     @contextmanager
     def _shared_transaction(self) -> Iterator[Session]:
-        """A transaction on the shared SQLite connection (the caller holds the writer lock)."""
+        """A transaction on the shared SQLite connection (the caller holds the writer lock).
+
+        The transaction is the connection's own, begun on first use (see ``_SharedSession``);
+        the session's pending objects are flushed before it commits.
+        """
         session = self._shared_session()
+        connection = cast(Connection, session.bind)
         try:
-            with session.begin():
-                yield session
+            yield session
+            if session.in_transaction():
+                session.commit()  # a flush, and the commit if the ORM began the transaction
+            if connection.in_transaction():
+                connection.commit()
         except BaseException:
             self._drop_shared()
             raise
@@ -152,10 +160,17 @@ class Database:
             session.close()
 
     def batch_intact(self) -> bool:
-        """Inside ``batch``: False once a failed ORM flush left the session needing a
-        rollback, after which nothing more of the batch can be committed."""
-        transaction = self._shared[1].get_transaction() if self._shared else None
-        return transaction is not None and transaction.is_active
+        """Inside ``batch``: False once a failed ORM flush rolled the group's transaction
+        back, after which nothing more of the batch can be committed."""
+        if self._shared is None:
+            return False
+        connection, session = self._shared
+        joined = session.get_transaction()
+        if joined is not None and not joined.is_active:
+            return False
+        # No transaction yet is intact too: nothing of the batch has touched the database.
+        transaction = connection.get_transaction()
+        return transaction is None or transaction.is_active
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn`` off the event loop; return once it is committed."""
@@ -166,14 +181,20 @@ class Database:
         )
 
     def _drop_shared(self) -> None:
-        """After a transaction failed (a failed commit can leave it open): a fresh connection
-        for the next one. Closing hands this one back to the pool, which rolls it back."""
+        """After a transaction failed: a fresh connection for the next one.
+
+        A failed commit can leave SQLite's transaction open while SQLAlchemy counts it as
+        ended, and the pool then skips its rollback: roll back at the driver first.
+        """
         if self._shared is None:
             return
         connection, session = self._shared
         self._shared = None
         session.close()
         try:
+            driver = connection.connection.driver_connection
+            if driver is not None and driver.in_transaction:
+                driver.rollback()
             connection.close()
         except Exception:
             connection.invalidate()
@@ -181,7 +202,7 @@ class Database:
     def _shared_session(self) -> Session:
         if self._shared is None or self._shared[0].closed or self._shared[0].invalidated:
             connection = self.engine.connect()
-            self._shared = (connection, Session(bind=connection, expire_on_commit=False))
+            self._shared = (connection, _SharedSession(bind=connection, expire_on_commit=False))
         return self._shared[1]
 
     def upgrade(self, revision: str = "head") -> None:
@@ -222,6 +243,29 @@ class Database:
                 self._shared[0].close()
                 self._shared = None
         self.engine.dispose()
+
+
+class _SharedSession(Session):
+    """The session on SQLite's shared connection, whose transactions are the connection's.
+
+    ``connection()`` hands out that connection, its transaction begun: the hot paths run Core
+    statements on it, and the session's own transaction bookkeeping cost more per transaction
+    than their statements. ORM use (``execute``, ``add``, ``get``, a flush) begins a session
+    transaction, which joins the connection's when there is one (its commit then leaves the
+    connection's alone; a failed flush rolls it back) and begins it otherwise.
+    """
+
+    def connection(
+        self,
+        bind_arguments: Any = None,
+        execution_options: Any = None,
+    ) -> Connection:
+        if bind_arguments is not None or execution_options is not None:
+            return super().connection(bind_arguments, execution_options)
+        connection = cast(Connection, self.bind)
+        if not connection.in_transaction():
+            connection.begin()  # BEGIN IMMEDIATE (see ``_prepare_sqlite``)
+        return connection
 
 
 @contextmanager
