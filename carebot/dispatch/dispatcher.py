@@ -492,10 +492,9 @@ class Dispatcher:
 def _guards(session: Session, *, channel: str, address: str, since: datetime | None) -> Guards:
     """Whether ``address`` opted out of ``channel``; when not and ``since`` is given, when
     messages to it went out after ``since`` (for the frequency cap)."""
-    opted_out = consent.is_opted_out(session, channel=channel, address=address)
-    if opted_out or since is None:
-        return opted_out, []
-    return False, schedule.recent_sends(session, channel=channel, recipient=address, since=since)
+    if since is None:
+        return consent.is_opted_out(session, channel=channel, address=address), []
+    return schedule.guards(session, channel=channel, address=address, since=since)
 
 
 def _claim_with_guards(

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from carebot.store._upsert import insert_ignore
 from carebot.store.models import ConsentRow
 
-__all__ = ["is_opted_out", "set_consent"]
+__all__ = ["OPTED_OUT", "address_key", "is_opted_out", "set_consent"]
 
 
-def _key(channel: str, address: str) -> str:
+def address_key(channel: str, address: str) -> str:
+    """``address`` as consent is stored under it on ``channel``."""
     address = address.strip()
     return address.lower() if channel == "email" else address
 
@@ -27,7 +28,7 @@ def set_consent(
     session: Session, *, channel: str, address: str, opted_out: bool, source: str, now: datetime
 ) -> None:
     """Record the latest word of ``address`` on ``channel`` (an opt-out or an opt-in)."""
-    address = _key(channel, address)
+    address = address_key(channel, address)
     values = {"opted_out": opted_out, "source": source, "changed_at": now}
     session.execute(
         insert_ignore(session, ConsentRow, ["channel", "address"]).values(
@@ -43,13 +44,14 @@ def set_consent(
     )
 
 
-# Asked before every planned and every sent message: built once.
-_OPTED_OUT = select(ConsentRow.opted_out).where(
+# Asked before every planned and every sent message: built once. Parameters: ``channel`` and
+# ``address`` (its ``address_key``).
+OPTED_OUT = select(ConsentRow.opted_out).where(
     ConsentRow.channel == bindparam("channel"), ConsentRow.address == bindparam("address")
 )
 
 
 def is_opted_out(session: Session, *, channel: str, address: str) -> bool:
     """Whether the latest word of ``address`` on ``channel`` was an opt-out."""
-    params = {"channel": channel, "address": _key(channel, address)}
-    return bool(session.connection().scalar(_OPTED_OUT, params))
+    params = {"channel": channel, "address": address_key(channel, address)}
+    return bool(session.connection().scalar(OPTED_OUT, params))

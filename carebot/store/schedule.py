@@ -14,21 +14,26 @@ from functools import cache
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
+    Boolean,
     Integer,
     Table,
     and_,
     bindparam,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
+    type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
+from carebot.store import consent
 from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import NotificationRow
 from carebot.store.types import UTCDateTime
@@ -41,13 +46,13 @@ __all__ = [
     "cancel_rules",
     "claim_due",
     "finish",
+    "guards",
     "insert_planned",
     "mark_sending",
     "mark_sent",
     "merge_target",
     "next_due_at",
     "reap_expired_leases",
-    "recent_sends",
     "release",
     "settle_from_provider",
 ]
@@ -486,29 +491,51 @@ def next_due_at(session: Session) -> datetime | None:
 _COUNTED = (S.SENT, S.DELIVERED, S.SENDING)
 
 
+# When a message counted by the frequency cap went out: a row still ``sending`` has no
+# ``sent_at`` yet, and the moment it became ``sending`` stands in.
 _SENT_MOMENT = func.coalesce(_TABLE.c.sent_at, _TABLE.c.updated_at)
-_RECENT_SENDS = select(_SENT_MOMENT).where(
-    _TABLE.c.channel == bindparam("channel"),
-    _TABLE.c.recipient == bindparam("recipient"),
-    _status_in(*_COUNTED),
-    _SENT_MOMENT > bindparam("since", type_=UTCDateTime()),  # noqa: SIM300 (an expression)
+
+
+# The guards a send re-checks, in one statement: whether the address opted out of the channel
+# (the row of kind 0, always there) and when messages to it went out after ``since`` (rows of
+# kind 1). The first row's column types type the union's columns.
+_GUARDS = union_all(
+    select(
+        literal_column("0").label("kind"),
+        consent.OPTED_OUT.scalar_subquery().label("opted_out"),
+        type_coerce(null(), UTCDateTime()).label("sent"),
+    ),
+    select(literal_column("1"), type_coerce(null(), Boolean()), _SENT_MOMENT).where(
+        _TABLE.c.channel == bindparam("channel"),
+        _TABLE.c.recipient == bindparam("recipient"),
+        _status_in(*_COUNTED),
+        _SENT_MOMENT > bindparam("since", type_=UTCDateTime()),  # noqa: SIM300 (an expression)
+    ),
 )
 
 
-def recent_sends(
-    session: Session, *, channel: str, recipient: str, since: datetime
-) -> list[datetime]:
-    """When messages to ``recipient`` on ``channel`` went out after ``since`` (cap counting).
+def guards(
+    session: Session, *, channel: str, address: str, since: datetime
+) -> tuple[bool, list[datetime]]:
+    """Whether ``address`` opted out of ``channel`` and, when not, when messages to it went
+    out after ``since`` (for the frequency cap): one statement for the two reads before a
+    send."""
+    params = {
+        "channel": channel,
+        "address": consent.address_key(channel, address),
+        "recipient": address,
+        "since": since,
+    }
+    opted_out, sent = False, []
+    for row in session.connection().execute(_GUARDS, params):
+        if row.kind == 0:
+            opted_out = bool(row.opted_out)
+        else:
+            sent.append(row.sent)
+    return (True, []) if opted_out else (False, sent)
 
-    A row still ``sending`` has no ``sent_at`` yet; the moment it became ``sending`` stands in.
-    """
-    params = {"channel": channel, "recipient": recipient, "since": since}
-    return list(session.connection().scalars(_RECENT_SENDS, params))
 
-
-def merge_target(
-    session: Session, *, row: Claimed, due_by: datetime
-) -> NotificationRow | None:
+def merge_target(session: Session, *, row: Claimed, due_by: datetime) -> NotificationRow | None:
     """A pending row ``row`` could be merged into: same rule, template and recipient, due by
     ``due_by``, not transactional, earliest first."""
     return session.scalars(
