@@ -89,6 +89,8 @@ class Database:
         # session, opened on first use. Checking a connection out of the pool and setting up a
         # session cost more than a short transaction's statements.
         self._shared: tuple[Connection, Session] | None = None
+        # True while a transaction on it runs (read and written under the writer lock only).
+        self._shared_open = False
         # SQLite: the busy paths (ingest, dispatch) hand their work to one thread of its own
         # (``call``), which commits what queued up meanwhile together (``_Writer``).
         self._worker = _Writer(self) if self.dialect == "sqlite" else None
@@ -143,8 +145,12 @@ class Database:
         The transaction is the connection's own, begun on first use (see ``_SharedSession``);
         the session's pending objects are flushed before it commits.
         """
+        if self._shared_open:
+            # The inner block's commit would commit the outer block's work half done.
+            raise RuntimeError("transactions on the shared SQLite connection do not nest")
         session = self._shared_session()
         connection = cast(Connection, session.bind)
+        self._shared_open = True
         try:
             yield session
             if session.in_transaction():
@@ -155,6 +161,7 @@ class Database:
             self._drop_shared()
             raise
         finally:
+            self._shared_open = False
             # Leave nothing behind for the next transaction: objects loaded here are
             # detached, as from a session of their own.
             session.close()

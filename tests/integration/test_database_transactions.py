@@ -111,3 +111,15 @@ def test_a_block_that_touches_nothing_begins_no_transaction(db: Database) -> Non
     with db.transaction() as session:
         session.connection().scalar(select(func.count()).select_from(ConsentRow))
     assert begun == [1]
+
+
+def test_transactions_do_not_nest(db: Database) -> None:
+    # An inner block's commit would commit the outer block's work half done.
+    with pytest.raises(RuntimeError, match="do not nest"), db.transaction() as session:
+        _core_opt_out(session, "+8613800000001")
+        with db.transaction():
+            pass
+    assert _stored(db) == ([], [])
+    with db.transaction() as session:
+        _core_opt_out(session, "+8613800000002")
+    assert _stored(db)[0] == ["+8613800000002"]
