@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
 from carebot.store import consent
+from carebot.store._driver import run
 from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import NotificationRow
 from carebot.store.types import UTCDateTime
@@ -59,8 +60,9 @@ __all__ = [
 
 _PENDING = (S.SCHEDULED, S.CLAIMED)
 # Hot statements are built on the table: Core, once, with bound parameters, and run on the
-# session's connection (a third of the cost of Session.execute). Only where no ORM object of
-# the session could be pending: Core on the connection does not flush the session first.
+# session's connection (a third of the cost of Session.execute), on SQLite straight on the
+# driver (``_driver.run``). Only where no ORM object of the session could be pending: Core on
+# the connection does not flush the session first.
 _TABLE = cast(Table, NotificationRow.__table__)
 # A literal, not a bound parameter: only a literal lets SQLite's and PostgreSQL's planners match
 # the query to the partial index on scheduled rows (a parameter could be any status).
@@ -108,7 +110,7 @@ def insert_planned(
             "created_at": now,
             "updated_at": now,
         }
-        if connection.execute(statement, row).scalar_one_or_none() is not None:
+        if run(connection, statement, row).scalar_one_or_none() is not None:
             inserted.append(item)
     return inserted
 
@@ -247,7 +249,7 @@ def claim_due(
 ) -> list[Claimed]:
     """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
     params = {"now": now, "limit": limit, "worker": worker, "locked_until": now + lease}
-    result = session.connection().execute(_claim(session.get_bind().dialect.name), params)
+    result = run(session.connection(), _claim(session.get_bind().dialect.name), params)
     rows = cast(list[Claimed], result.all())
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
@@ -302,7 +304,8 @@ def mark_sending(
     segments: int | None = None,
 ) -> bool:
     """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
-    result = session.connection().execute(
+    result = run(
+        session.connection(),
         _MARK_SENDING,
         {
             "notification_id": notification_id,
@@ -327,7 +330,8 @@ def mark_sent(
     reason: str | None = None,
 ) -> bool:
     """Record that the provider accepted the message."""
-    result = session.connection().execute(
+    result = run(
+        session.connection(),
         _MARK_SENT,
         {
             "notification_id": notification_id,
@@ -483,7 +487,7 @@ _NEXT_DUE: dict[str, Any] = {
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest scheduled row falls due."""
     connection = session.connection()
-    due: datetime | None = connection.scalar(_NEXT_DUE[connection.dialect.name])
+    due: datetime | None = run(connection, _NEXT_DUE[connection.dialect.name], {}).scalar()
     return due
 
 
@@ -527,7 +531,7 @@ def guards(
         "since": since,
     }
     opted_out, sent = False, []
-    for row in session.connection().execute(_GUARDS, params):
+    for row in run(session.connection(), _GUARDS, params):
         if row.kind == 0:
             opted_out = bool(row.opted_out)
         else:
