@@ -24,8 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.orm import Session
 
-__all__ = ["DriverResult", "Result", "run"]
+__all__ = ["DriverResult", "Result", "run", "session_run"]
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 # Statements planned at most: the store's hot statements are built once, so this is only a
@@ -145,6 +146,15 @@ def run(connection: Connection, statement: Any, params: Params) -> Result:
         raise DBAPIError.instance(
             plan.sql, params, exc, connection.dialect.loaded_dbapi.Error
         ) from exc
+
+
+def session_run(session: Session, statement: Any, params: Params) -> Result:
+    """``run`` on the session's connection: a third of the cost of ``Session.execute``.
+
+    Nothing is flushed first: only for statements on tables of which no ORM object can be
+    pending in the session (their callers say why).
+    """
+    return run(session.connection(), statement, params)
 
 
 def _row_type(keys: list[str]) -> type[tuple[Any, ...]]:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from carebot.events import Customer, Event, EventType, ShipmentStatus
-from carebot.store._driver import Result, run
+from carebot.store._driver import session_run
 from carebot.store._upsert import dialect_insert, prepared_insert_ignore
 from carebot.store.models import (
     CustomerRow,
@@ -235,14 +235,9 @@ def _customer_upsert(dialect: str) -> Any:
     ).returning(*(_CUSTOMERS.c[name] for name in _CUSTOMER_FACTS))
 
 
-def _run(session: Session, statement: Any, params: Any) -> Result:
-    """Execute on the session's connection: a third of the cost of ``Session.execute``, and
-    on SQLite straight on the driver (``_driver.run``).
-
-    Nothing is flushed first, which is safe because no ORM object of these tables is ever
-    pending in a session: every write to them is a Core statement.
-    """
-    return run(session.connection(), statement, params)
+# Statements here run through ``session_run``, which flushes nothing first. That is safe because
+# no ORM object of these tables is ever pending in a session: every write to them is a Core
+# statement.
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -269,7 +264,7 @@ def record_event(
         "payload": event.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
     statement = prepared_insert_ignore(session, _EVENTS, ("source", "event_id"), returning="id")
-    return _run(session, statement, row).scalar_one_or_none() is not None
+    return session_run(session, statement, row).scalar_one_or_none() is not None
 
 
 def reject_payload(
@@ -311,7 +306,7 @@ def _merge_customer(
         return None
     row = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
     row.update(id=key, created_at=now, updated_at=now)
-    merged = _run(session, _customer_upsert(session.get_bind().dialect.name), row).one()
+    merged = session_run(session, _customer_upsert(session.get_bind().dialect.name), row).one()
     return dict(merged._mapping)
 
 
@@ -347,7 +342,7 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
     order_id = event.order_id
     if order_id is None:
         return None
-    stored = _run(session, _READ_ORDER, {"id": order_id}).one_or_none()
+    stored = session_run(session, _READ_ORDER, {"id": order_id}).one_or_none()
     row: dict[str, Any] = dict.fromkeys(_ORDER_COLUMNS)
     if stored is None:
         row["status"] = "placed"
@@ -374,13 +369,13 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
     _apply_order_status(row, event)
     row["updated_at"] = now
     if stored is None:
-        _run(session, _INSERT_ORDER, {**row, "id": order_id, "created_at": now})
+        session_run(session, _INSERT_ORDER, {**row, "id": order_id, "created_at": now})
     else:
-        _run(session, _UPDATE_ORDER, {**row, "key": order_id})
+        session_run(session, _UPDATE_ORDER, {**row, "key": order_id})
     items = None
     if order is not None and order.items is not None:
         if stored is not None:
-            _run(session, _DELETE_ITEMS, {"order_id": order_id})
+            session_run(session, _DELETE_ITEMS, {"order_id": order_id})
         items = [
             {
                 "order_id": order_id,
@@ -394,7 +389,7 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
             for i, item in enumerate(order.items)
         ]
         if items:
-            _run(session, _INSERT_ITEM, items)
+            session_run(session, _INSERT_ITEM, items)
     return _MergedOrder(
         id=order_id, row=row, created=stored is None, customer=customer, items=items
     )
@@ -417,7 +412,7 @@ def _merge_shipment(
     shipment = event.shipment
     if shipment is None:
         return None
-    stored = _run(session, _READ_SHIPMENT, {"id": shipment.id}).one_or_none()
+    stored = session_run(session, _READ_SHIPMENT, {"id": shipment.id}).one_or_none()
     row: dict[str, Any] = dict.fromkeys(_SHIPMENT_COLUMNS)
     if stored is not None:
         row.update(stored._mapping)
@@ -451,14 +446,14 @@ def _merge_shipment(
         row.update(status=_DELIVERED, status_at=event.occurred_at, delivered_at=event.occurred_at)
     row["updated_at"] = now
     if stored is None:
-        _run(session, _INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now})
+        session_run(session, _INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now})
     else:
-        _run(session, _UPDATE_SHIPMENT, {**row, "key": shipment.id})
+        session_run(session, _UPDATE_SHIPMENT, {**row, "key": shipment.id})
     return row
 
 
 def _all_delivered(session: Session, order_id: str) -> bool:
-    return _run(session, _UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
+    return session_run(session, _UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
 
 
 def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult:
@@ -476,13 +471,15 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
         and order_id is not None
         and (order is None or not order.created)
     ):
-        _run(session, _DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at})
+        session_run(session, _DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at})
     now_delivered = False
     if order_id is not None and shipment is not None and shipment["status"] == _DELIVERED:
         if order is not None:
             order_status: str | None = order.status
         else:
-            order_status = _run(session, _ORDER_STATUS, {"id": order_id}).scalar_one_or_none()
+            order_status = session_run(
+                session, _ORDER_STATUS, {"id": order_id}
+            ).scalar_one_or_none()
         if order_status not in (None, "delivered", *_FINAL_ORDER_STATUSES):
             # An order this event created has no other shipment to wait for.
             now_delivered = (order is not None and order.created) or _all_delivered(
@@ -547,16 +544,16 @@ def _shipment_facts(row: RowMapping) -> dict[str, Any]:
 
 def load_facts(session: Session, *, order_id: str | None, shipment_id: str | None) -> Facts:
     """Everything the planner may need about an order and one of its shipments."""
-    rows = _run(session, _LOAD_ORDER, {"order_id": order_id}).all() if order_id else []
+    rows = session_run(session, _LOAD_ORDER, {"order_id": order_id}).all() if order_id else []
     shipments = [_shipment_facts(row._mapping) for row in rows if row.id is not None]
     shipment = next((dict(s) for s in shipments if s["id"] == shipment_id), None)
     if shipment is None and shipment_id:
-        found = _run(session, _LOAD_SHIPMENT, {"id": shipment_id}).one_or_none()
+        found = session_run(session, _LOAD_SHIPMENT, {"id": shipment_id}).one_or_none()
         shipment = _shipment_facts(found._mapping) if found else None
     if not rows:
         return Facts(shipment=shipment)
     first = rows[0]._mapping
-    items = _run(session, _LOAD_ITEMS, {"order_id": order_id})
+    items = session_run(session, _LOAD_ITEMS, {"order_id": order_id})
     return Facts(
         order={name: _iso(first[f"order_{name}"]) for name in _ORDER_FACTS},
         customer=None

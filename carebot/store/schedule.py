@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
 from carebot.store import consent
-from carebot.store._driver import run
+from carebot.store._driver import run, session_run
 from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import NotificationRow
 from carebot.store.types import UTCDateTime
@@ -249,7 +249,7 @@ def claim_due(
 ) -> list[Claimed]:
     """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
     params = {"now": now, "limit": limit, "worker": worker, "locked_until": now + lease}
-    result = run(session.connection(), _claim(session.get_bind().dialect.name), params)
+    result = session_run(session, _claim(session.get_bind().dialect.name), params)
     rows = cast(list[Claimed], result.all())
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
@@ -304,8 +304,8 @@ def mark_sending(
     segments: int | None = None,
 ) -> bool:
     """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
-    result = run(
-        session.connection(),
+    result = session_run(
+        session,
         _MARK_SENDING,
         {
             "notification_id": notification_id,
@@ -330,8 +330,8 @@ def mark_sent(
     reason: str | None = None,
 ) -> bool:
     """Record that the provider accepted the message."""
-    result = run(
-        session.connection(),
+    result = session_run(
+        session,
         _MARK_SENT,
         {
             "notification_id": notification_id,
@@ -531,7 +531,7 @@ def guards(
         "since": since,
     }
     opted_out, sent = False, []
-    for row in run(session.connection(), _GUARDS, params):
+    for row in session_run(session, _GUARDS, params):
         if row.kind == 0:
             opted_out = bool(row.opted_out)
         else:
