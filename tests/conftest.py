@@ -6,6 +6,7 @@ import collections
 import email
 import email.message
 import email.policy
+import os
 import socket
 from collections.abc import Iterator
 
@@ -106,7 +107,9 @@ def smtp_server() -> Iterator[SMTPTestServer]:
 # suite still runs on a laptop with nothing but Python.
 
 POSTGRES_URL_VARIABLE = "CAREBOT_TEST_POSTGRES_URL"
-_TEMPLATE_DB = "carebot_test_template"
+# One template per test process, so that two runs on one server (two checkouts) do not drop
+# each other's template.
+_TEMPLATE_DB = f"carebot_test_template_{os.getpid()}"
 
 
 def _admin_execute(admin_url: str, *statements: str) -> None:
