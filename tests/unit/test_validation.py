@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -37,11 +36,9 @@ def places(problems: list[Problem]) -> list[tuple[str, int]]:
     return [(Path(p.path).name, p.line) for p in problems]
 
 
-def test_the_shipped_rules_and_templates_validate_clean_and_fast() -> None:
-    started = time.perf_counter()
+def test_the_shipped_rules_and_templates_validate_clean() -> None:
     problems = validate_rules(ROOT / "rules", ROOT / "message_templates", default_locale="zh-CN")
     assert problems == []
-    assert time.perf_counter() - started < 2
 
 
 def test_four_mistakes_give_exactly_four_problems_at_their_lines(shop: Path) -> None:
