@@ -175,11 +175,19 @@ class Daemon:
                 **common,
             )
         self.scheduler.add_job(
-            self.housekeeping_tick, "interval", hours=6, id="housekeeping", **common
+            self.housekeeping_tick,
+            "interval",
+            seconds=dispatch.housekeeping_seconds,
+            id="housekeeping",
+            **common,
         )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
-                self.checkpoint_tick, "interval", minutes=5, id="wal_checkpoint", **common
+                self.checkpoint_tick,
+                "interval",
+                seconds=dispatch.checkpoint_seconds,
+                id="wal_checkpoint",
+                **common,
             )
 
     @asynccontextmanager
