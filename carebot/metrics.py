@@ -97,6 +97,25 @@ class Metrics:
             ["channel", "provider", "retryable", "code"],
             registry=self.registry,
         )
+        self.job_runs = Counter(
+            "carebot_job_runs",
+            "Runs of the daemon's periodic jobs (dispatch, reaper, watchers, checkpoint, ...).",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "carebot_job_failures",
+            "Runs of a periodic job that ended in an error (logged with the job's name).",
+            ["job"],
+            registry=self.registry,
+        )
+        self.lookup_failures = Counter(
+            "carebot_provider_lookup_failures",
+            "Lookups before a retry (did the provider already take it?) that got no answer; "
+            "the rule's in_doubt policy decided instead.",
+            ["channel", "provider"],
+            registry=self.registry,
+        )
         self.registry.register(_ScheduleCollector(db, clock))
 
 
@@ -117,7 +136,11 @@ class MeteredChannel(ChannelWrapper):
             )
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
-        return await self._counting_errors(self.inner.find_sent(message, since=since))
+        try:
+            return await self._counting_errors(self.inner.find_sent(message, since=since))
+        except ChannelError:
+            self.metrics.lookup_failures.labels(self.kind, self.name).inc()
+            raise
 
     async def _counting_errors(self, call: Awaitable[T]) -> T:
         try:
