@@ -12,6 +12,7 @@ The breaker takes time from a monotonic function that tests can replace.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,6 +27,8 @@ __all__ = ["CIRCUIT_OPEN", "CircuitBreaker", "GuardedChannel", "SharedTokenBucke
 CIRCUIT_OPEN = "circuit_open"
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class SharedTokenBucket:
@@ -132,10 +135,16 @@ class GuardedChannel(ChannelWrapper):
         *,
         bucket: SharedTokenBucket | None = None,
         breaker: CircuitBreaker | None = None,
+        on_circuit: Callable[[bool, str | None], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_circuit(failing, last_error)`` is told when the circuit opens or closes (and
+        after the first call, since an earlier process may have left the provider marked
+        failing), so that operators elsewhere see it."""
         super().__init__(inner)
         self.bucket = bucket
         self.breaker = breaker
+        self._on_circuit = on_circuit
+        self._reported: bool | None = None
 
     async def ready(self) -> None:
         """Refuse at once while the circuit is open (nothing is spent on a call that would
@@ -182,6 +191,7 @@ class GuardedChannel(ChannelWrapper):
                     breaker.record_failure(str(exc))
                 else:
                     breaker.record_success()
+                await self._report(breaker)
             raise
         except BaseException:
             # Not the provider's answer (a bug, a cancelled send): it says nothing either way.
@@ -190,4 +200,31 @@ class GuardedChannel(ChannelWrapper):
             raise
         if breaker is not None:
             breaker.record_success()
+            await self._report(breaker)
         return result
+
+    async def _report(self, breaker: CircuitBreaker) -> None:
+        failing = breaker.failing_since is not None
+        if self._on_circuit is None or failing == self._reported:
+            return
+        try:
+            await self._on_circuit(failing, breaker.last_error)
+        except Exception:
+            # Reporting is for operators; the sends go on, and the next call reports again.
+            logger.warning(
+                "could not record the circuit's state",
+                exc_info=True,
+                extra={"action": "circuit_report_failed", "provider": self.name},
+            )
+            return
+        self._reported = failing
+        if failing:
+            logger.warning(
+                "provider failing; circuit open",
+                extra={"action": "circuit_open", "channel": self.kind, "provider": self.name},
+            )
+        else:
+            logger.info(
+                "provider answering; circuit closed",
+                extra={"action": "circuit_closed", "channel": self.kind, "provider": self.name},
+            )
