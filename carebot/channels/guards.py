@@ -166,8 +166,9 @@ class GuardedChannel(ChannelWrapper):
         return await self._call(lambda: self.inner.find_sent(message, since=since))
 
     def _circuit_open(self, breaker: CircuitBreaker) -> ChannelError:
+        last = f" (last error: {breaker.last_error})" if breaker.last_error else ""
         return ChannelError(
-            f"{self.name} is failing; not calling it for up to {breaker.cooldown:.0f} s",
+            f"{self.name} is failing{last}; not calling it for up to {breaker.cooldown:.0f} s",
             retryable=True,
             code=CIRCUIT_OPEN,
             retry_after=breaker.wait_seconds(),

@@ -120,7 +120,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 45.0) -> None:
         self.runs += 1
         self.stdout_path = self.tmp_path / f"daemon-{self.port}-{self.runs}.out"
         self.stderr_path = self.tmp_path / f"daemon-{self.port}-{self.runs}.err"
