@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
+from carebot.channels.guards import CIRCUIT_OPEN
 from carebot.clock import Clock
 from carebot.contacts import normalize_phone, valid_email
 from carebot.dispatch._fallback import fallback_for, finish_and_fall_back
@@ -379,6 +380,8 @@ class Dispatcher:
         try:
             return await channel.find_sent(earlier, since=row.created_at)
         except ChannelError as exc:
+            if exc.code == CIRCUIT_OPEN:
+                raise  # the provider is resting: try the whole retry again later
             logger.warning(
                 "lookup before a retry failed; the in-doubt policy decides",
                 extra={

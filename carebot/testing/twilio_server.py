@@ -45,6 +45,7 @@ _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.jso
 _DEFAULT_ERRORS: dict[int, tuple[int, str]] = {
     400: (20001, "Bad request"),
     401: (20003, "Authenticate"),
+    403: (20403, "Forbidden"),
     404: (20404, "The requested resource was not found"),
     405: (20004, "Method not allowed"),
     429: (20429, "Too Many Requests"),
@@ -99,6 +100,8 @@ class FakeTwilioServer:
         # request, lookups included, answered with this HTTP status.
         self._per_recipient: dict[str, Reply] = {}
         self._down: int | None = None
+        # Lookups (GET) refused with this status: an API key without read rights (403).
+        self._lookups_refused: int | None = None
         self._in_flight = 0
         self._max_in_flight = 0
         self._stopping = threading.Event()
@@ -180,6 +183,11 @@ class FakeTwilioServer:
         with self._lock:
             self._down = status
 
+    def refuse_lookups(self, status: int | None = 403) -> None:
+        """Answer every lookup (``GET``) with ``status``; None serves them again."""
+        with self._lock:
+            self._lookups_refused = status
+
     def recover(self) -> None:
         """The end of the outage begun by ``go_down``."""
         with self._lock:
@@ -256,8 +264,12 @@ class FakeTwilioServer:
                 return self._per_recipient[fields["To"]]
             return self._script.popleft() if self._script else Reply()
 
-    def _outage(self) -> int | None:
+    def _outage(self, *, lookup: bool = False) -> int | None:
         with self._lock:
+            if lookup and self._down is None:
+                if self._lookups_refused is not None:
+                    self._lookups += 1
+                return self._lookups_refused
             return self._down
 
     def _answered(self, fields: dict[str, str]) -> dict[str, Any]:
@@ -331,7 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if not self._allowed(path):
             return
-        down = fake._outage()
+        down = fake._outage(lookup=True)
         if down is not None:
             self._error(down, *_DEFAULT_ERRORS.get(down, (down, "Error")))
             return
