@@ -381,7 +381,14 @@ class Dispatcher:
             return await channel.find_sent(earlier, since=row.created_at)
         except ChannelError as exc:
             if exc.code == CIRCUIT_OPEN:
-                raise  # the provider is resting: try the whole retry again later
+                # The provider is resting: retry later, and ask it then (still in doubt).
+                raise ChannelError(
+                    str(exc),
+                    retryable=True,
+                    code=CIRCUIT_OPEN,
+                    retry_after=exc.retry_after,
+                    maybe_accepted=True,
+                ) from exc
             logger.warning(
                 "lookup before a retry failed; the in-doubt policy decides",
                 extra={

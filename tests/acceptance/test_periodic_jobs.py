@@ -93,3 +93,18 @@ def test_all_periodic_jobs_run_with_writes_going_on_log_no_error_and_fold_the_wa
     errors = [r for r in records if r["level"] in ("error", "critical")]
     assert errors == [], errors
     assert "Traceback" not in daemon.stderr_path.read_text(encoding="utf-8")
+
+
+def test_sigterm_during_a_dispatch_tick_stops_cleanly_and_records_the_send_in_flight(
+    daemon_factory: Any, twilio_server: FakeTwilioServer
+) -> None:
+    twilio_server.latency = 2.0  # the send is in flight when the signal comes
+    daemon = daemon_factory(**twilio_env(twilio_server))
+    daemon.start()
+    assert daemon.post(shipped_event(61, phone="+8613800138061")).status_code == 202
+    assert twilio_server.wait_for(1, timeout=20)
+    assert daemon.stop() == 0
+    log = daemon.stderr_path.read_text(encoding="utf-8")
+    assert "Traceback" not in log and "CancelledError" not in log and " ERROR " not in log, log
+    assert daemon.query("select status from notifications") == [("sent",)]
+    assert len(twilio_server.accepted) == 1
