@@ -215,8 +215,14 @@ def _ago(delta: timedelta) -> str:
 def _status_table(summary: StatusSummary, now: datetime) -> str:
     from carebot.notifications import NotificationStatus
 
+    # An outage first: it is what an operator running ``carebot status`` needs to see.
+    outages = [
+        f"{o.provider} failing since {o.since.isoformat()} ({_ago(now - o.since)}), "
+        f"{o.waiting} waiting; last error: {o.last_error or '-'}"
+        for o in summary.outages
+    ]
     if not summary.by_status:
-        return "no notifications yet"
+        return "\n".join([*outages, "no notifications yet"])
     order = [str(s) for s in NotificationStatus]
     statuses = sorted(summary.by_status, key=lambda s: (order.index(s) if s in order else 99, s))
     width = max(len("rule"), *(len(rule) for rule in summary.by_rule))
@@ -229,7 +235,8 @@ def _status_table(summary: StatusSummary, now: datetime) -> str:
         return f"{label:<{width}}{cells}  {sum(counts.values()):>5}"
 
     header = "".join(f"  {s:>{w}}" for s, w in zip(statuses, columns, strict=True))
-    lines = [f"{'rule':<{width}}{header}  {'total':>5}"]
+    lines = [*outages, ""] if outages else []
+    lines.append(f"{'rule':<{width}}{header}  {'total':>5}")
     lines += [row(rule, counts) for rule, counts in sorted(summary.by_rule.items())]
     lines.append(row("all", summary.by_status))
     lines.append("")

@@ -10,20 +10,43 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
-__all__ = ["normalize_phone", "valid_email", "zone_for", "zone_of_country"]
+__all__ = ["email_problem", "normalize_phone", "valid_email", "zone_for", "zone_of_country"]
 
 # Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the SMTP
 # server's business; this only keeps obvious garbage from being sent at all.
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[A-Za-z]{2,}$")
+# What a provider refuses, or its client raises on, whatever the syntax around it: control
+# characters (a CR or LF in a header is an injection; aiosmtplib raises ValueError).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def valid_email(address: str | None) -> bool:
-    return bool(address) and _EMAIL.match(address or "") is not None
+    """Whether ``address`` can be sent to: the shape above, printable ASCII only.
+
+    Non-ASCII addresses need the server's SMTPUTF8 extension, which most relays lack
+    (aiosmtplib then refuses to send): they are refused here, where the reason is clear.
+    """
+    if not address or not address.isascii() or _CONTROL.search(address):
+        return False
+    return _EMAIL.match(address) is not None
+
+
+def email_problem(address: str | None) -> str | None:
+    """Why ``address`` cannot be sent to, or None when it can."""
+    if not address:
+        return "no email address"
+    if _CONTROL.search(address):
+        return "the email address contains control characters"
+    if not address.isascii():
+        return "the email address is not ASCII (SMTPUTF8 is not supported)"
+    if _EMAIL.match(address) is None:
+        return "the email address is not of the form name@domain.tld"
+    return None
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     """The E.164 form of ``raw`` if it is a valid number (national numbers need ``region``)."""
-    if not raw:
+    if not raw or _CONTROL.search(raw):
         return None
     # A number written with its country code ignores the region: leaving the region out of
     # the cache key lets the planner, the dispatcher and the zone lookup share one parse.

@@ -12,9 +12,10 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -47,6 +48,7 @@ class Daemon:
         # Set by an ingest that asked for a dispatch, cleared by the dispatch before it claims:
         # under load, a burst of ingests wakes the dispatcher once and it claims them together.
         self._wake_pending = False
+        self._stopping = False
         runtime.pipeline.on_scheduled = self._on_scheduled
         self.reloader = RulesReloader(
             rules=runtime.rules,
@@ -77,14 +79,15 @@ class Daemon:
     async def dispatch_tick(self) -> None:
         # A stopping scheduler cancels the jobs it runs; a send must not be cut off between
         # the provider call and recording it, so the drain runs in a task of its own that the
-        # lifespan waits for (through the tick lock).
+        # lifespan waits for (through the tick lock). The job itself just ends (``_job``).
         await asyncio.shield(asyncio.ensure_future(self._drain()))
 
     async def _drain(self) -> None:
         async with self._tick_lock:
             # Drain full batches at once (09:00 after quiet hours can bring thousands), and
-            # what ingests committed while a batch was being sent.
-            while True:
+            # what ingests committed while a batch was being sent; a stopping daemon finishes
+            # the batch in hand and claims no more.
+            while not self._stopping:
                 self._wake_pending = False
                 report = await self.runtime.dispatcher.run_once()
                 if report.claimed < self.runtime.settings.dispatch.batch_size and not (
@@ -121,7 +124,22 @@ class Daemon:
             )
 
     async def checkpoint_tick(self) -> None:
-        await asyncio.to_thread(self.runtime.db.checkpoint)
+        result = await asyncio.to_thread(self.runtime.db.checkpoint)
+        if result is None:
+            return
+        extra = {
+            "action": "wal_checkpoint",
+            "log_frames": result.log_frames,
+            "checkpointed": result.checkpointed,
+        }
+        if result.busy:
+            # Not an error: others held the database past the checkpoint's short wait.
+            logger.warning(
+                "WAL checkpoint incomplete: readers or writers were busy; trying again next time",
+                extra=extra,
+            )
+        else:
+            logger.info("WAL checkpointed", extra=extra)
 
     async def housekeeping_tick(self) -> None:
         retention = timedelta(days=self.runtime.settings.dispatch.retention_days)
@@ -143,11 +161,36 @@ class Daemon:
             },
         )
 
+    def _job(self, job_id: str, tick: Callable[..., Awaitable[None]]) -> Callable[..., Any]:
+        """``tick`` as a periodic job: counted in the metrics; an error is logged with the
+        job's name and the next run tries again; a run cut short by a stopping daemon ends
+        quietly (the daemon waits for what must finish, see ``dispatch_tick``)."""
+        metrics = self.runtime.metrics
+
+        async def run(*args: Any) -> None:
+            try:
+                await tick(*args)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                logger.info(
+                    "job stopped with the daemon", extra={"action": "job_stopped", "job": job_id}
+                )
+            except Exception:
+                metrics.job_failures.labels(job_id).inc()
+                logger.exception(
+                    "periodic job failed", extra={"action": "job_failed", "job": job_id}
+                )
+            finally:
+                metrics.job_runs.labels(job_id).inc()
+
+        return run
+
     def _add_jobs(self) -> None:
         dispatch = self.runtime.settings.dispatch
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.scheduler.add_job(
-            self.dispatch_tick,
+            self._job("dispatch", self.dispatch_tick),
             "interval",
             seconds=dispatch.tick_seconds,
             id="dispatch",
@@ -155,7 +198,7 @@ class Daemon:
             **common,
         )
         self.scheduler.add_job(
-            self.reap_tick,
+            self._job("reaper", self.reap_tick),
             "interval",
             seconds=dispatch.reaper_seconds,
             id="reaper",
@@ -163,11 +206,15 @@ class Daemon:
             **common,
         )
         self.scheduler.add_job(
-            self.reload_tick, "interval", seconds=RELOAD_SECONDS, id="rules_reload", **common
+            self._job("rules_reload", self.reload_tick),
+            "interval",
+            seconds=RELOAD_SECONDS,
+            id="rules_reload",
+            **common,
         )
         for watcher in self.runtime.watchers:
             self.scheduler.add_job(
-                self.watch_tick,
+                self._job(f"watcher:{watcher.name}", self.watch_tick),
                 "interval",
                 args=[watcher],
                 seconds=watcher.interval.total_seconds(),
@@ -175,11 +222,19 @@ class Daemon:
                 **common,
             )
         self.scheduler.add_job(
-            self.housekeeping_tick, "interval", hours=6, id="housekeeping", **common
+            self._job("housekeeping", self.housekeeping_tick),
+            "interval",
+            seconds=dispatch.housekeeping_seconds,
+            id="housekeeping",
+            **common,
         )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
-                self.checkpoint_tick, "interval", minutes=5, id="wal_checkpoint", **common
+                self._job("wal_checkpoint", self.checkpoint_tick),
+                "interval",
+                seconds=dispatch.checkpoint_seconds,
+                id="wal_checkpoint",
+                **common,
             )
 
     @asynccontextmanager
@@ -191,6 +246,7 @@ class Daemon:
         try:
             yield
         finally:
+            self._stopping = True
             self.scheduler.shutdown(wait=False)
             try:
                 # Let an in-flight tick finish recording what it sent; past the grace period

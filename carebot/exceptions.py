@@ -59,6 +59,8 @@ class ChannelError(CarebotError):
 
     ``retryable`` says whether the same message may succeed later (429, 5xx, timeouts,
     SMTP 4xx); ``code`` is the provider's error code when it gave one (Twilio 21211, SMTP 550).
+    ``maybe_accepted``: the provider may have taken the message all the same (the request
+    went out and no answer came back), so a retry asks the provider first where it can.
     """
 
     def __init__(
@@ -68,11 +70,13 @@ class ChannelError(CarebotError):
         retryable: bool,
         code: str | None = None,
         retry_after: float | None = None,
+        maybe_accepted: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.code = code
         self.retry_after = retry_after
+        self.maybe_accepted = maybe_accepted
 
 
 class StoreError(CarebotError):

@@ -18,10 +18,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from carebot.channels.base import Channel, ChannelWrapper, OutboundMessage, SendReceipt
+from carebot.channels.guards import CircuitBreaker
 from carebot.clock import Clock
 from carebot.exceptions import ChannelError
 from carebot.store.database import Database
 from carebot.store.models import NotificationRow
+from carebot.store.provider_health import waiting_by_channel
 from carebot.store.schedule import IS_SCHEDULED
 
 __all__ = ["MeteredChannel", "Metrics", "MetricsMiddleware"]
@@ -30,6 +32,34 @@ _OUTCOMES = {200: "duplicate_or_ignored", 202: "accepted", 400: "rejected", 401:
              403: "unauthorized", 413: "too_large"}  # fmt: skip
 
 T = TypeVar("T")
+
+
+# A breaker's state as a number, for alerting: closed 0, half-open 1, open 2.
+_CIRCUIT_STATES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+class _BreakerCollector(Collector):
+    """Each circuit breaker of this process: its state, and since when it is failing."""
+
+    def __init__(self) -> None:
+        self.breakers: list[tuple[str, str, CircuitBreaker]] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = GaugeMetricFamily(
+            "carebot_circuit_state",
+            "Circuit breaker of a provider in this process: 0 closed, 1 half-open, 2 open.",
+            labels=["channel", "provider"],
+        )
+        since = GaugeMetricFamily(
+            "carebot_circuit_failing_since_seconds",
+            "When the provider's circuit opened in this process (Unix time); 0 when closed.",
+            labels=["channel", "provider"],
+        )
+        for channel, provider, breaker in self.breakers:
+            state.add_metric([channel, provider], _CIRCUIT_STATES[breaker.state])
+            since.add_metric([channel, provider], breaker.failing_since or 0.0)
+        yield state
+        yield since
 
 
 class _ScheduleCollector(Collector):
@@ -64,6 +94,16 @@ class _ScheduleCollector(Collector):
                     IS_SCHEDULED, NotificationRow.due_at <= now
                 )
             ).one()
+            waiting_rows = waiting_by_channel(session, now=now)
+        waiting = GaugeMetricFamily(
+            "carebot_provider_waiting",
+            "Scheduled notifications waiting on a channel's provider: due, or put back by a "
+            "failure or an open circuit.",
+            labels=["channel"],
+        )
+        for channel_name in ("sms", "email"):
+            waiting.add_metric([channel_name], waiting_rows.get(channel_name, 0))
+        yield waiting
         for status, rule, channel, count in rows:
             by_status.add_metric([status, rule, channel], count)
         depth.add_metric([], due[0])
@@ -97,7 +137,32 @@ class Metrics:
             ["channel", "provider", "retryable", "code"],
             registry=self.registry,
         )
+        self.job_runs = Counter(
+            "carebot_job_runs",
+            "Runs of the daemon's periodic jobs (dispatch, reaper, watchers, checkpoint, ...).",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "carebot_job_failures",
+            "Runs of a periodic job that ended in an error (logged with the job's name).",
+            ["job"],
+            registry=self.registry,
+        )
+        self.lookup_failures = Counter(
+            "carebot_provider_lookup_failures",
+            "Lookups before a retry (did the provider already take it?) that got no answer; "
+            "the rule's in_doubt policy decided instead.",
+            ["channel", "provider"],
+            registry=self.registry,
+        )
         self.registry.register(_ScheduleCollector(db, clock))
+        self._breakers = _BreakerCollector()
+        self.registry.register(self._breakers)
+
+    def watch_breaker(self, channel: str, provider: str, breaker: CircuitBreaker) -> None:
+        """Report ``breaker``'s state under ``channel`` and ``provider``."""
+        self._breakers.breakers.append((str(channel), provider, breaker))
 
 
 class MeteredChannel(ChannelWrapper):
@@ -117,7 +182,11 @@ class MeteredChannel(ChannelWrapper):
             )
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
-        return await self._counting_errors(self.inner.find_sent(message, since=since))
+        try:
+            return await self._counting_errors(self.inner.find_sent(message, since=since))
+        except ChannelError:
+            self.metrics.lookup_failures.labels(self.kind, self.name).inc()
+            raise
 
     async def _counting_errors(self, call: Awaitable[T]) -> T:
         try:

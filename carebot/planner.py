@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carebot.contacts import normalize_phone, valid_email, zone_for
+from carebot.contacts import email_problem, normalize_phone, valid_email, zone_for
 from carebot.events import Event, EventType
 from carebot.exceptions import ExpressionError
 from carebot.notifications import NotificationStatus, PlannedNotification
@@ -343,7 +343,9 @@ class Planner:
     def _recipients(
         rule: Rule, phone: str | None, email: str | None, opted_out: OptOutCheck
     ) -> list[_Recipient]:
-        email = email if valid_email(email) else None
+        # Why a given address cannot be used (control characters, non-ASCII, bad shape).
+        email_refused = email_problem(email) if email else None
+        email = None if email_refused else email
         choice = rule.send.channel
         if choice == ChannelChoice.PREFERRED:
             # The dedupe key names the choice, not the outcome, so a customer who gains a
@@ -368,6 +370,8 @@ class Planner:
                 if address
                 else f"no valid {'phone number' if channel == 'sms' else 'email address'}"
             )
+            if channel == "email" and email_refused:
+                problem = f"no valid email address: {email_refused}"
             out.append(_Recipient(channel, address, problem))
         return out
 

@@ -6,6 +6,7 @@ same pipeline; only the clock, the channels and the database differ.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from carebot.planner import Planner, PlanningPolicy
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
-from carebot.store import meta, rate_limits
+from carebot.store import meta, provider_health, rate_limits
 from carebot.store.database import Database
 from carebot.watchers import Watcher, build_watchers
 
@@ -79,7 +80,13 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
 
 
 def _guarded(
-    channel: Channel, settings: Settings, clock: Clock, db: Database, *, rate_limited: bool
+    channel: Channel,
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    metrics: Metrics,
+    *,
+    rate_limited: bool,
 ) -> Channel:
     """The channel behind its provider's shared rate limit and a circuit breaker.
 
@@ -101,14 +108,35 @@ def _guarded(
                 )
 
         bucket = SharedTokenBucket(take)
+
+    async def on_circuit(failing: bool, last_error: str | None) -> None:
+        def record() -> None:
+            with db.transaction() as session:
+                provider_health.record_circuit(
+                    session,
+                    channel=str(channel.kind),
+                    provider=channel.name,
+                    failing=failing,
+                    last_error=last_error,
+                    now=clock.now(),
+                )
+
+        if rate_limited:
+            await asyncio.to_thread(record)
+        else:
+            record()  # a virtual-time replay: database work runs inline (see Dispatcher)
+
+    breaker = CircuitBreaker(
+        threshold=settings.dispatch.breaker_threshold,
+        cooldown=settings.dispatch.breaker_cooldown_seconds,
+        monotonic=lambda: clock.now().timestamp(),
+    )
+    metrics.watch_breaker(channel.kind, channel.name, breaker)
     return GuardedChannel(
         channel,
         bucket=bucket,
-        breaker=CircuitBreaker(
-            threshold=settings.dispatch.breaker_threshold,
-            cooldown=settings.dispatch.breaker_cooldown_seconds,
-            monotonic=lambda: clock.now().timestamp(),
-        ),
+        breaker=breaker,
+        on_circuit=on_circuit,
     )
 
 
@@ -135,7 +163,7 @@ def build_runtime(
         db=db,
         channels={
             kind: MeteredChannel(
-                _guarded(channel, settings, clock, db, rate_limited=not inline_db), metrics
+                _guarded(channel, settings, clock, db, metrics, rate_limited=not inline_db), metrics
             )
             for kind, channel in channels.items()
         },

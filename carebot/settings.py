@@ -81,14 +81,22 @@ class DispatchSettings(BaseModel):
     claim_lease_seconds: float = Field(default=60.0, gt=0)
     send_lease_seconds: float = Field(default=120.0, gt=0)
     reaper_seconds: float = Field(default=10.0, gt=0)
+    # Attempts that may end in an unexpected error (or a sender dying mid-send) before a
+    # message fails. Transient provider failures (timeouts, 5xx, 429, SMTP 4xx) do not count:
+    # they are retried until the message's not_after.
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_seconds: float = Field(default=30.0, gt=0)
-    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # The ceiling of the wait between retries: during a provider outage, how long after its
+    # recovery a waiting message may still wait.
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
     # A provider that failed this many times in a row is left alone for the cool-down.
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     # Finished notifications, events and rejected payloads older than this are deleted.
     retention_days: int = Field(default=180, ge=1)
+    housekeeping_seconds: float = Field(default=21_600.0, gt=0)
+    # SQLite only: how often the write-ahead log is folded back into the database file.
+    checkpoint_seconds: float = Field(default=300.0, gt=0)
 
 
 class CapSettings(BaseModel):

@@ -32,6 +32,8 @@ class SMTPTestServer:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[Envelope] = []
         self._rcpt_replies: collections.deque[str] = collections.deque()
+        # An outage: while set, every RCPT TO is refused with this reply.
+        self.down: str | None = None
         self._data_replies: collections.deque[str] = collections.deque()
         self._controller = Controller(self, hostname=self.host, port=self.port)
 
@@ -56,6 +58,8 @@ class SMTPTestServer:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.down is not None:
+            return self.down
         if self._rcpt_replies:
             return self._rcpt_replies.popleft()
         envelope.rcpt_tos.append(address)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
-from carebot.exceptions import ChannelError
 
 __all__ = ["MemoryChannel"]
 
@@ -31,10 +30,13 @@ class MemoryChannel(Channel):
         self.kind = kind
         self.sent: list[OutboundMessage] = []
         self.attempts: list[OutboundMessage] = []
-        self._failures: deque[ChannelError] = deque()
+        self._failures: deque[Exception] = deque()
 
-    def fail_next(self, error: ChannelError, times: int = 1) -> None:
-        """Make the next ``times`` calls to ``send`` raise ``error`` (after any already queued)."""
+    def fail_next(self, error: Exception, times: int = 1) -> None:
+        """Make the next ``times`` calls to ``send`` raise ``error`` (after any already queued).
+
+        Usually a ``ChannelError``; any other exception stands for a bug or a message the
+        provider's client cannot handle (a poison row)."""
         if times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
         self._failures.extend([error] * times)

@@ -120,6 +120,12 @@ def _smtp_error(exc: BaseException) -> ChannelError:
             retryable=not _is_permanent(exc.code),
             code=str(exc.code),
         )
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # The message needs an extension the server lacks (SMTPUTF8 for a non-ASCII address):
+        # asking again gets the same answer.
+        return ChannelError(
+            f"smtp cannot send this message: {mask_text(exc.message)}", retryable=False
+        )
     # Disconnects, connect failures, timeouts, a server without STARTTLS: none of these says
     # the message itself is bad, so let the dispatcher try again within the message's deadline.
     detail = exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)

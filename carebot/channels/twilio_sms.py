@@ -114,6 +114,7 @@ class TwilioSMS(Channel):
             raise ChannelError(
                 f"twilio request failed: {type(exc).__name__}: {mask_text(str(exc))}",
                 retryable=True,
+                maybe_accepted=True,
             ) from exc
         return SendReceipt(
             provider_id=created.sid,
@@ -159,7 +160,15 @@ def _rest_error(
     # Twilio quotes the number back ("The 'To' number 5551234567 is not valid"): mask it.
     description = f"twilio {code}: {mask_text(text)} (HTTP {status})"
     if status == 429 or status >= 500:
-        return ChannelError(description, retryable=True, code=code, retry_after=retry_after)
+        # A 500 or a gateway's 502/504 may come after Twilio created the message; a 503 or
+        # a 429 is a refusal at the door.
+        return ChannelError(
+            description,
+            retryable=True,
+            code=code,
+            retry_after=retry_after,
+            maybe_accepted=status in (500, 502, 504),
+        )
     return ChannelError(description, retryable=False, code=code)
 
 

@@ -48,10 +48,17 @@ def finish_and_fall_back(
     now: datetime,
     error: str | None,
     fallback: PlannedNotification | None,
+    unexpected: bool = False,
 ) -> None:
     # One transaction: the row never ends without its fallback being scheduled.
     schedule.finish(
-        session, notification_id=notification_id, status=status, reason=reason, now=now, error=error
+        session,
+        notification_id=notification_id,
+        status=status,
+        reason=reason,
+        now=now,
+        error=error,
+        unexpected=unexpected,
     )
     if fallback is not None:
         schedule.insert_planned(session, [fallback], now=now)

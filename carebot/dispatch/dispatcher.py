@@ -30,14 +30,22 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from carebot.channels.base import Channel, ChannelKind, OutboundMessage
+from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
+from carebot.channels.guards import CIRCUIT_OPEN
 from carebot.clock import Clock
 from carebot.contacts import normalize_phone, valid_email
 from carebot.dispatch._fallback import fallback_for, finish_and_fall_back
-from carebot.dispatch.backoff import retry_delay
 from carebot.dispatch.caps import ROLLING_WINDOW, merge_entry, next_free_slot
+from carebot.dispatch.retry import (
+    Failure,
+    FailureKind,
+    Outcome,
+    RetryPolicy,
+    after_failure,
+    deferral,
+)
 from carebot.exceptions import ChannelError, TemplateError
-from carebot.masking import mask_recipient
+from carebot.masking import mask_recipient, mask_text
 from carebot.notifications import NotificationStatus as S
 from carebot.rendering import Rendered, TemplateRenderer
 from carebot.rulebook.windows import DailyWindow, next_allowed, parse_window
@@ -81,6 +89,9 @@ class DispatchReport:
     deferred: int = 0
     merged: int = 0
     lost: int = 0
+    unknown: int = 0
+    # Rows whose handling raised past every guard (a database error): left to the reaper.
+    errors: int = 0
     # With ``run_once(read_next_due=True)``: when the earliest row still scheduled after the
     # claim falls due, read in the claim's transaction. Still right after the tick when every
     # claimed row was sent (``settled``): nothing else was moved or added.
@@ -172,7 +183,8 @@ class Dispatcher:
             # read again, to count what the ones before them sent.
             first = guards.get((queue[0].channel, queue[0].recipient or ""))
             return [
-                await self._deliver(row, first if n == 0 else None) for n, row in enumerate(queue)
+                await self._deliver_safely(row, first if n == 0 else None)
+                for n, row in enumerate(queue)
             ]
 
         for outcomes in await asyncio.gather(*(drain(q) for q in queues.values())):
@@ -183,7 +195,7 @@ class Dispatcher:
     async def reap(self) -> schedule.ReapReport:
         """Hand back rows whose worker died (see ``schedule.reap_expired_leases``)."""
         result = await self._db(schedule.reap_expired_leases, now=self.clock.now())
-        if result.released or result.resent or result.unknown:
+        if result.released or result.resent or result.unknown or result.expired or result.failed:
             logger.warning(
                 "expired leases recovered",
                 extra={
@@ -191,9 +203,23 @@ class Dispatcher:
                     "released": result.released,
                     "resent": result.resent,
                     "unknown": result.unknown,
+                    "expired": result.expired,
+                    "failed": result.failed,
                 },
             )
         return result
+
+    async def _deliver_safely(self, row: Claimed, guards: Guards | None) -> str:
+        """``_deliver``, except that whatever it raises stays with this row: the others of
+        the batch go on, and the row (claimed or sending) is left to the reaper."""
+        try:
+            return await self._deliver(row, guards)
+        except Exception:
+            logger.exception(
+                "notification could not be handled; left to the lease reaper",
+                extra={"action": "dispatch_error", "notification_id": row.id, "rule": row.rule_id},
+            )
+            return "errors"
 
     def _windows(self, row: Claimed) -> list[DailyWindow]:
         windows = [self._send_window] if self._send_window else []
@@ -280,9 +306,14 @@ class Dispatcher:
             else None,
             headers=headers,
         )
+        channel = self.channels[kind]
         async with self._slots[kind]:
-            # The provider's rate limit is waited for while the row is only claimed.
-            await self.channels[kind].ready()
+            # The provider's rate limit is waited for while the row is only claimed; an open
+            # circuit turns the row away here, before an attempt is spent on it.
+            try:
+                await channel.ready()
+            except ChannelError as exc:
+                return await self._defer(row, exc)
             claimed = await self._db(
                 schedule.mark_sending,
                 notification_id=row.id,
@@ -296,16 +327,26 @@ class Dispatcher:
             if not claimed:
                 return "lost"
             attempt = row.attempts + 1
-            channel = self.channels[kind]
-            found = None
+            found: SendReceipt | None = None
             try:
                 if row.attempts and row.body is not None:
                     # An earlier attempt may have reached the provider without its answer
                     # being recorded (a timeout, a crash): ask before sending it again.
-                    earlier = replace(message, body=row.body)
-                    found = await channel.find_sent(earlier, since=row.created_at)
+                    lookup = await self._look_up(channel, replace(message, body=row.body), row)
+                    if isinstance(lookup, str):
+                        return await self._finish(row, S.UNKNOWN, lookup)
+                    found = lookup
                 receipt = found or await channel.send(message)
             except ChannelError as exc:
+                return await self._failed_send(row, attempt, exc)
+            except Exception as exc:
+                # A poison row: something about this message makes the send raise. It is a
+                # failed attempt like any other; the rest of the batch goes on.
+                logger.warning(
+                    "send raised an unexpected error",
+                    exc_info=True,
+                    extra={"action": "send_error", "notification_id": row.id, "rule": row.rule_id},
+                )
                 return await self._failed_send(row, attempt, exc)
         await self._db(
             schedule.mark_sent,
@@ -329,46 +370,116 @@ class Dispatcher:
         )
         return "sent"
 
-    async def _failed_send(self, row: Claimed, attempt: int, exc: ChannelError) -> str:
+    async def _look_up(
+        self, channel: Channel, earlier: OutboundMessage, row: Claimed
+    ) -> SendReceipt | str | None:
+        """Whether the provider already has ``earlier``: its receipt, None when it has not,
+        or, when it cannot say and the rule's ``in_doubt`` policy is not ``resend``, the
+        reason to end the row ``unknown`` with. Best effort: a failed lookup never fails the
+        message (the metrics count it, see ``MeteredChannel``)."""
+        try:
+            return await channel.find_sent(earlier, since=row.created_at)
+        except ChannelError as exc:
+            if exc.code == CIRCUIT_OPEN:
+                # The provider is resting: retry later, and ask it then (still in doubt).
+                raise ChannelError(
+                    str(exc),
+                    retryable=True,
+                    code=CIRCUIT_OPEN,
+                    retry_after=exc.retry_after,
+                    maybe_accepted=True,
+                ) from exc
+            logger.warning(
+                "lookup before a retry failed; the in-doubt policy decides",
+                extra={
+                    "action": "lookup_failed",
+                    "notification_id": row.id,
+                    "channel": row.channel,
+                    "in_doubt": row.in_doubt,
+                    "code": exc.code,
+                },
+            )
+            if row.in_doubt == "resend":
+                return None
+            return (
+                "an earlier attempt may have reached the provider and it could not be asked "
+                f"({exc}); not sent again (in_doubt: {row.in_doubt})"
+            )
+
+    async def _defer(self, row: Claimed, exc: ChannelError) -> str:
+        """The provider's circuit is open: move the row, spending no attempt."""
         now = self.clock.now()
-        error = f"{exc}" if exc.code is None or exc.code in str(exc) else f"{exc.code}: {exc}"
+        error = _error_text(exc)
+        outcome = deferral(
+            notification_id=row.id,
+            wait_seconds=exc.retry_after or self.settings.breaker_cooldown_seconds,
+            not_after=row.not_after,
+            now=now,
+            error=error,
+        )
+        if outcome.retry_at is None:
+            logger.warning(
+                "not sent before its not-after time; the provider was failing",
+                extra={"action": "send_expired", "notification_id": row.id, "rule": row.rule_id},
+            )
+            return await self._finish(row, S.EXPIRED, outcome.reason, error=error)
+        await self._db(
+            schedule.release,
+            notification_id=row.id,
+            due_at=outcome.retry_at,
+            now=now,
+            reason=outcome.reason,
+            error=error,
+        )
+        return "deferred"
+
+    async def _failed_send(self, row: Claimed, attempt: int, exc: Exception) -> str:
+        now = self.clock.now()
+        failure = _failure_of(exc)
+        unexpected = failure.kind == FailureKind.UNEXPECTED
+        outcome: Outcome = after_failure(
+            notification_id=row.id,
+            attempt=row.unexpected_failures + 1 if unexpected else attempt,
+            max_attempts=row.max_attempts,
+            not_after=row.not_after,
+            now=now,
+            failure=failure,
+            policy=RetryPolicy(
+                base_seconds=self.settings.backoff_base_seconds,
+                max_seconds=self.settings.backoff_max_seconds,
+            ),
+        )
+        error = failure.error
+        code = exc.code if isinstance(exc, ChannelError) else type(exc).__name__
         log = {
             "action": "send_failed",
             "notification_id": row.id,
             "rule": row.rule_id,
             "channel": row.channel,
             "attempt": attempt,
-            "retryable": exc.retryable,
-            "code": exc.code,
+            "failure": str(failure.kind),
+            "code": code,
         }
-        if exc.retryable and attempt < row.max_attempts:
-            retry_at = now + retry_delay(
-                attempt,
+        if outcome.retry_at is not None:
+            await self._db(
+                schedule.release,
                 notification_id=row.id,
-                base_seconds=self.settings.backoff_base_seconds,
-                max_seconds=self.settings.backoff_max_seconds,
-                retry_after=exc.retry_after,
+                due_at=outcome.retry_at,
+                now=now,
+                reason=outcome.reason,
+                error=error,
+                # A plain refusal: the provider does not have it, no need to ask next time.
+                forget_body=isinstance(exc, ChannelError) and not exc.maybe_accepted,
+                unexpected=unexpected,
             )
-            if retry_at <= row.not_after:
-                await self._db(
-                    schedule.release,
-                    notification_id=row.id,
-                    due_at=retry_at,
-                    now=now,
-                    reason=f"retry {attempt + 1}/{row.max_attempts} at {retry_at.isoformat()}",
-                    error=error,
-                )
-                logger.warning("send failed; will retry", extra=log)
-                return "retried"
-            reason = (
-                f"gave up after {attempt} attempt(s): the next try would be past not-after; "
-                f"last error: {error}"
+            logger.warning("send failed; will retry", extra=log)
+            return "retried"
+        if outcome.action == "expire":
+            logger.warning("send failed; past its not-after time", extra=log)
+            return await self._finish(
+                row, S.EXPIRED, outcome.reason, error=error, unexpected=unexpected
             )
-        elif exc.retryable:
-            reason = f"gave up after {attempt} attempt(s); last error: {error}"
-        else:
-            reason = f"permanent error: {error}"
-        if row.channel == ChannelKind.SMS and exc.code == TWILIO_OPTED_OUT and row.recipient:
+        if row.channel == ChannelKind.SMS and code == TWILIO_OPTED_OUT and row.recipient:
             await self._db(
                 consent.set_consent,
                 channel="sms",
@@ -378,7 +489,9 @@ class Dispatcher:
                 now=now,
             )
         logger.error("send failed for good", extra=log)
-        return await self._finish(row, S.FAILED, reason, error=error, fall_back=True)
+        return await self._finish(
+            row, S.FAILED, outcome.reason, error=error, fall_back=True, unexpected=unexpected
+        )
 
     async def _finish(
         self,
@@ -388,6 +501,7 @@ class Dispatcher:
         *,
         error: str | None = None,
         fall_back: bool = False,
+        unexpected: bool = False,
     ) -> str:
         """End ``row``; with ``fall_back``, also schedule it on the other channel if it has one."""
         now = self.clock.now()
@@ -402,8 +516,9 @@ class Dispatcher:
             now=now,
             error=error,
             fallback=fallback,
+            unexpected=unexpected,
         )
-        return {S.FAILED: "failed", S.EXPIRED: "expired", S.SUPPRESSED: "suppressed"}[status]
+        return str(status)
 
     async def _apply_cap(
         self, row: Claimed, kind: ChannelKind, now: datetime, sent: list[datetime]
@@ -517,6 +632,21 @@ def _claim_with_guards(
                 session, channel=row.channel, address=row.recipient, since=now - ROLLING_WINDOW
             )
     return rows, guards, schedule.next_due_at(session) if read_next_due else None
+
+
+def _error_text(exc: ChannelError) -> str:
+    return f"{exc}" if exc.code is None or exc.code in str(exc) else f"{exc.code}: {exc}"
+
+
+def _failure_of(exc: Exception) -> Failure:
+    """Classify what a send raised (see ``carebot.dispatch.retry``)."""
+    if isinstance(exc, ChannelError):
+        kind = FailureKind.TRANSIENT if exc.retryable else FailureKind.PERMANENT
+        return Failure(kind, _error_text(exc), exc.retry_after)
+    # Vendor text may quote the address: mask it like the adapters do.
+    return Failure(
+        FailureKind.UNEXPECTED, f"unexpected error: {type(exc).__name__}: {mask_text(str(exc))}"
+    )
 
 
 def _valid_address(kind: ChannelKind, address: str) -> bool:

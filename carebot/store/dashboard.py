@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from carebot.events import ShipmentStatus
 from carebot.notifications import ACTIVE_STATUSES
 from carebot.notifications import NotificationStatus as S
+from carebot.store import provider_health
 from carebot.store.models import (
     CustomerRow,
     EventRow,
@@ -40,6 +41,7 @@ from carebot.store.models import (
     OrderRow,
     ShipmentRow,
 )
+from carebot.store.provider_health import Outage
 from carebot.store.types import UTCDateTime
 
 __all__ = [
@@ -119,6 +121,8 @@ class Overview:
     failures_by_reason: dict[str, int]
     # rule id → one count per day of ``days`` (oldest first)
     per_day_per_rule: dict[str, list[int]]
+    # Providers whose circuit is open (see ``provider_health``).
+    outages: list[Outage] = field(default_factory=list)
 
 
 def overview(session: Session, *, now: datetime, days: Sequence[datetime]) -> Overview:
@@ -172,6 +176,7 @@ def overview(session: Session, *, now: datetime, days: Sequence[datetime]) -> Ov
         oldest,
         failures,
         dict(sorted(per_rule.items())),
+        provider_health.outages(session, now=now),
     )
 
 

@@ -5,23 +5,40 @@ from __future__ import annotations
 import asyncio
 import functools
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "make_engine"]
+__all__ = ["Checkpoint", "Database", "make_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # At most this many calls share one SQLite transaction (see ``_Writer``).
 MAX_GROUP = 64
+# How long a SQLite statement waits for another connection's lock; the WAL checkpoint waits
+# less, because it holds writers up while it waits.
+BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_BUSY_MS = 1_000
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """SQLite's answer to a WAL checkpoint: ``busy`` when it could not finish (try again);
+    the frames in the log before it and how many of them were folded back."""
+
+    busy: bool
+    log_frames: int
+    checkpointed: int
+
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -36,7 +53,7 @@ def _prepare_sqlite(engine: Engine, *, durable: bool) -> None:
         # NORMAL: a commit survives a crash of the process (not of the machine) without an
         # fsync per commit. OFF for a throwaway database, which nobody reads after a crash.
         cursor.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -236,11 +253,38 @@ class Database:
         config.attributes["engine"] = self.engine
         return config
 
-    def checkpoint(self) -> None:
-        """Fold the SQLite WAL back into the database file (a no-op elsewhere)."""
-        if self.dialect == "sqlite":
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    def checkpoint(self) -> Checkpoint | None:
+        """Fold the SQLite WAL back into the database file and truncate it (None elsewhere).
+
+        ``PRAGMA wal_checkpoint`` fails ("database table is locked") inside a transaction,
+        and every transaction here begins ``BEGIN IMMEDIATE``: so it runs on a pooled DBAPI
+        connection outside any transaction. TRUNCATE waits for readers and blocks writers
+        while it waits, so only briefly (``CHECKPOINT_BUSY_MS``): when others keep it from
+        finishing, ``busy`` comes back true and the next run tries again. SQLite's own
+        passive checkpoints on commit keep the log from growing meanwhile.
+        """
+        if self.dialect != "sqlite":
+            return None
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = cast(tuple[int, int, int], cursor.fetchone())
+                busy, log_frames, checkpointed = row
+            except sqlite3.OperationalError as exc:
+                # SQLITE_BUSY / SQLITE_LOCKED (another checkpoint, a long writer): not an
+                # error, only not this time.
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                busy, log_frames, checkpointed = 1, -1, -1
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                cursor.close()
+        finally:
+            raw.close()
+        return Checkpoint(busy=bool(busy), log_frames=log_frames, checkpointed=checkpointed)
 
     def dispose(self) -> None:
         if self._worker is not None:

@@ -178,6 +178,9 @@ class NotificationRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=6)
+    # Attempts that ended in an unexpected error or a sender dying mid-send: only these count
+    # against ``max_attempts`` (transient provider failures retry until ``not_after``).
+    unexpected_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     transactional: Mapped[bool] = mapped_column(Boolean, default=False)
     in_doubt: Mapped[str] = mapped_column(String(10), default="resend")
     # ``merchant`` rows go to the shop (alerts): no consent, quiet hours or caps apply.

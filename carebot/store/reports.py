@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
+from carebot.store import provider_health
 from carebot.store.models import NotificationRow
+from carebot.store.provider_health import Outage
 from carebot.store.schedule import IS_SCHEDULED
 
 __all__ = ["StatusSummary", "status_summary"]
@@ -23,6 +25,8 @@ class StatusSummary:
     next_due: datetime | None
     oldest_overdue: datetime | None
     failures_by_reason: dict[str, int] = field(default_factory=dict)
+    # Providers whose circuit is open, as the sending processes recorded it.
+    outages: list[Outage] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -37,6 +41,7 @@ class StatusSummary:
             "next_due": self.next_due.isoformat() if self.next_due else None,
             "oldest_overdue": self.oldest_overdue.isoformat() if self.oldest_overdue else None,
             "failures_by_reason": self.failures_by_reason,
+            "outages": [outage.as_json() for outage in self.outages],
         }
 
 
@@ -67,4 +72,6 @@ def status_summary(session: Session, *, now: datetime) -> StatusSummary:
             .group_by(NotificationRow.reason)
         )
     }
-    return StatusSummary(by_status, by_rule, next_due, oldest, failures)
+    return StatusSummary(
+        by_status, by_rule, next_due, oldest, failures, provider_health.outages(session, now=now)
+    )

@@ -218,6 +218,7 @@ class Claimed(Protocol):
     not_after: datetime
     attempts: int
     max_attempts: int
+    unexpected_failures: int
     transactional: bool
     in_doubt: str
     audience: str
@@ -352,8 +353,16 @@ def release(
     now: datetime,
     reason: str | None,
     error: str | None = None,
+    forget_body: bool = False,
+    unexpected: bool = False,
 ) -> None:
-    """Put a claimed or sending row back on the schedule at ``due_at`` (a retry or a hold)."""
+    """Put a claimed or sending row back on the schedule at ``due_at`` (a retry or a hold).
+
+    ``forget_body``: the provider refused the last attempt outright, so the next one need not
+    ask it whether it has the message (the dispatcher asks only when ``body`` is kept).
+    ``unexpected``: the attempt ended in an unexpected error, which counts against
+    ``max_attempts``.
+    """
     values: dict[str, Any] = {
         "status": str(S.SCHEDULED),
         "due_at": due_at,
@@ -364,6 +373,10 @@ def release(
     }
     if error is not None:
         values["last_error"] = error
+    if forget_body:
+        values["body"] = None
+    if unexpected:
+        values["unexpected_failures"] = NotificationRow.unexpected_failures + 1
     session.execute(
         update(NotificationRow)
         .where(
@@ -383,6 +396,7 @@ def finish(
     reason: str,
     now: datetime,
     error: str | None = None,
+    unexpected: bool = False,
 ) -> None:
     """End an in-progress row in a terminal status, with the reason."""
     values: dict[str, Any] = {
@@ -394,6 +408,8 @@ def finish(
     }
     if error is not None:
         values["last_error"] = error
+    if unexpected:
+        values["unexpected_failures"] = NotificationRow.unexpected_failures + 1
     session.execute(
         update(NotificationRow)
         .where(
@@ -410,11 +426,38 @@ class ReapReport:
     released: int
     resent: int
     unknown: int
+    expired: int = 0
+    failed: int = 0
+
+
+# Reasons the reaper writes.
+REAPED_LATE_CLAIM = "not sent: past its not-after time when its worker's claim ran out"
+REAPED_RESEND = "sender stopped mid-send; the provider is asked before it goes again"
+REAPED_UNKNOWN = "sender stopped mid-send; the provider may or may not have it"
+REAPED_LATE_SEND = (
+    "sender stopped mid-send, past its not-after time: not sent again; "
+    "the provider may or may not have it"
+)
+REAPED_GAVE_UP = (
+    "gave up: the sender stopped mid-send on the last of its attempts; "
+    "the provider may or may not have it"
+)
 
 
 def reap_expired_leases(session: Session, *, now: datetime) -> ReapReport:
-    """Recover rows whose worker died: claims go back; in-doubt sends follow their policy."""
+    """Recover rows whose worker died: claims go back; in-doubt sends follow their policy.
+
+    A row is never handed back past its ``not_after`` or its attempts: a claim that ran out
+    late ends ``expired``; a send that died is an unexpected failure, and the one that uses up
+    ``max_attempts`` ends ``failed`` (a message that kills its sender is not tried for ever).
+    """
     expired = NotificationRow.locked_until < now
+    late = NotificationRow.not_after < now
+    claimed = NotificationRow.status == str(S.CLAIMED)
+    sending = NotificationRow.status == str(S.SENDING)
+    resend = NotificationRow.in_doubt == "resend"
+    exhausted = NotificationRow.unexpected_failures + 1 >= NotificationRow.max_attempts
+    strike = {"unexpected_failures": NotificationRow.unexpected_failures + 1}
 
     def _update(where: Any, **values: Any) -> int:
         statement = (
@@ -425,18 +468,23 @@ def reap_expired_leases(session: Session, *, now: datetime) -> ReapReport:
         )
         return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
 
-    released = _update(NotificationRow.status == str(S.CLAIMED), status=str(S.SCHEDULED))
-    resent = _update(
-        and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt == "resend"),
-        status=str(S.SCHEDULED),
-        reason="sender stopped mid-send; the provider is asked before it goes again",
+    late_claims = _update(and_(claimed, late), status=str(S.EXPIRED), reason=REAPED_LATE_CLAIM)
+    released = _update(claimed, status=str(S.SCHEDULED))
+    failed = _update(
+        and_(sending, resend, exhausted), status=str(S.FAILED), reason=REAPED_GAVE_UP, **strike
     )
-    unknown = _update(
-        and_(NotificationRow.status == str(S.SENDING), NotificationRow.in_doubt != "resend"),
-        status=str(S.UNKNOWN),
-        reason="sender stopped mid-send; the provider may or may not have it",
+    late_sends = _update(
+        and_(sending, resend, late), status=str(S.UNKNOWN), reason=REAPED_LATE_SEND, **strike
     )
-    return ReapReport(released=released, resent=resent, unknown=unknown)
+    resent = _update(and_(sending, resend), status=str(S.SCHEDULED), reason=REAPED_RESEND, **strike)
+    unknown = _update(sending, status=str(S.UNKNOWN), reason=REAPED_UNKNOWN, **strike)
+    return ReapReport(
+        released=released,
+        resent=resent,
+        unknown=unknown + late_sends,
+        expired=late_claims,
+        failed=failed,
+    )
 
 
 def settle_from_provider(

@@ -45,6 +45,7 @@ _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.jso
 _DEFAULT_ERRORS: dict[int, tuple[int, str]] = {
     400: (20001, "Bad request"),
     401: (20003, "Authenticate"),
+    403: (20403, "Forbidden"),
     404: (20404, "The requested resource was not found"),
     405: (20004, "Method not allowed"),
     429: (20429, "Too Many Requests"),
@@ -66,6 +67,9 @@ class Reply:
     message: str | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    # A body that is not Twilio's JSON (a proxy's error page, a truncated answer): sent as is,
+    # and no message is created.
+    raw_body: str | None = None
 
 
 class FakeTwilioServer:
@@ -92,6 +96,12 @@ class FakeTwilioServer:
         self._messages: list[dict[str, Any]] = []
         self._lookups = 0
         self._script: deque[Reply] = deque()
+        # Replies for one recipient, every time (ahead of the script), and an outage: every
+        # request, lookups included, answered with this HTTP status.
+        self._per_recipient: dict[str, Reply] = {}
+        self._down: int | None = None
+        # Lookups (GET) refused with this status: an API key without read rights (403).
+        self._lookups_refused: int | None = None
         self._in_flight = 0
         self._max_in_flight = 0
         self._stopping = threading.Event()
@@ -163,6 +173,26 @@ class FakeTwilioServer:
         with self._lock:
             self._script.extend(replies)
 
+    def reply_to(self, to: str, reply: Reply) -> None:
+        """Answer every request for ``to`` with ``reply`` (a poison message, say)."""
+        with self._lock:
+            self._per_recipient[to] = reply
+
+    def go_down(self, status: int = 503) -> None:
+        """An outage: from now on every request (sends and lookups) is answered ``status``."""
+        with self._lock:
+            self._down = status
+
+    def refuse_lookups(self, status: int | None = 403) -> None:
+        """Answer every lookup (``GET``) with ``status``; None serves them again."""
+        with self._lock:
+            self._lookups_refused = status
+
+    def recover(self) -> None:
+        """The end of the outage begun by ``go_down``."""
+        with self._lock:
+            self._down = None
+
     def reset(self) -> None:
         """Forget recorded requests and queued replies."""
         with self._lock:
@@ -228,7 +258,19 @@ class FakeTwilioServer:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._lock.notify_all()
+            if self._down is not None:
+                return Reply(status=self._down)
+            if fields.get("To") in self._per_recipient:
+                return self._per_recipient[fields["To"]]
             return self._script.popleft() if self._script else Reply()
+
+    def _outage(self, *, lookup: bool = False) -> int | None:
+        with self._lock:
+            if lookup and self._down is None:
+                if self._lookups_refused is not None:
+                    self._lookups += 1
+                return self._lookups_refused
+            return self._down
 
     def _answered(self, fields: dict[str, str]) -> dict[str, Any]:
         with self._lock:
@@ -301,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if not self._allowed(path):
             return
+        down = fake._outage(lookup=True)
+        if down is not None:
+            self._error(down, *_DEFAULT_ERRORS.get(down, (down, "Error")))
+            return
         try:
             fields = _fields(query)
             messages = fake._list(fields)
@@ -371,6 +417,9 @@ class _Handler(BaseHTTPRequestHandler):
                     headers,
                 )
                 return
+            if reply.raw_body is not None:
+                self._send(reply.status, reply.raw_body.encode("utf-8"), "text/html")
+                return
             # Twilio has the message once it answers, whether or not the caller reads the answer.
             self._json(reply.status, fake._answered(fields))
         finally:
@@ -396,10 +445,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        payload = json.dumps(body).encode("utf-8")
+        self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers)
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

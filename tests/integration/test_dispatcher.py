@@ -114,7 +114,7 @@ async def test_a_retryable_error_puts_the_row_back_after_a_backoff_and_it_is_sen
     assert (row.status, row.attempts, row.locked_by) == (S.SCHEDULED, 1, None)
     assert row.due_at == NOW + wait
     assert row.last_error == "503: service unavailable"
-    assert row.reason is not None and row.reason.startswith("retry 2/6")
+    assert row.reason is not None and row.reason.startswith("retry 2 (transient error")
 
     clock.set(row.due_at - timedelta(milliseconds=1))
     assert (await runtime.dispatcher.run_once()).claimed == 0
@@ -152,11 +152,29 @@ async def test_a_permanent_error_fails_at_once_with_the_reason(
     assert sms.sent == []
 
 
-async def test_retryable_errors_beyond_max_attempts_end_failed_with_gave_up(
+async def test_transient_errors_beyond_max_attempts_keep_retrying_until_sent(
     runtime: Runtime, sms: MemoryChannel, clock: VirtualClock
 ) -> None:
     [nid] = insert(runtime.db, planned("n", due_at=NOW, max_attempts=3), now=NOW)
-    sms.fail_next(ChannelError("timed out", retryable=True), times=3)
+    sms.fail_next(ChannelError("timed out", retryable=True), times=5)
+
+    outcomes = []
+    for _ in range(6):
+        report = await runtime.dispatcher.run_once()
+        outcomes.append((report.retried, report.failed, report.sent))
+        clock.set(max(clock.now(), notification(runtime.db, nid).due_at))
+
+    assert outcomes == [(1, 0, 0)] * 5 + [(0, 0, 1)]
+    row = notification(runtime.db, nid)
+    assert (row.status, row.attempts, row.unexpected_failures) == (S.SENT, 6, 0)
+    assert len(sms.sent) == 1
+
+
+async def test_unexpected_errors_end_failed_after_max_attempts_with_the_reason(
+    runtime: Runtime, sms: MemoryChannel, clock: VirtualClock
+) -> None:
+    [nid] = insert(runtime.db, planned("n", due_at=NOW, max_attempts=3), now=NOW)
+    sms.fail_next(ValueError("bare CR or LF in address"), times=3)
 
     outcomes = []
     for _ in range(3):
@@ -166,23 +184,25 @@ async def test_retryable_errors_beyond_max_attempts_end_failed_with_gave_up(
 
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     row = notification(runtime.db, nid)
-    assert (row.status, row.attempts) == (S.FAILED, 3)
+    assert (row.status, row.attempts, row.unexpected_failures) == (S.FAILED, 3, 3)
     assert row.reason is not None and row.reason.startswith("gave up after 3 attempt(s)")
-    assert row.last_error == "timed out"
+    assert row.last_error == "unexpected error: ValueError: bare CR or LF in address"
+    assert row.locked_by is None
     assert (len(sms.attempts), sms.sent) == (3, [])
 
 
-async def test_a_retry_that_would_land_past_not_after_gives_up_instead(
+async def test_a_transient_error_whose_retry_would_land_past_not_after_expires_the_row(
     runtime: Runtime, sms: MemoryChannel
 ) -> None:
     [nid] = insert(
         runtime.db, planned("n", due_at=NOW, not_after=NOW + timedelta(seconds=5)), now=NOW
     )
     sms.fail_next(ChannelError("service unavailable", retryable=True, code="503"))
-    await runtime.dispatcher.run_once()
+    report = await runtime.dispatcher.run_once()
     row = notification(runtime.db, nid)
-    assert row.status == S.FAILED
-    assert row.reason is not None and "past not-after" in row.reason
+    assert (report.expired, row.status) == (1, S.EXPIRED)
+    assert row.reason is not None and "past its not-after time" in row.reason
+    assert row.last_error == "503: service unavailable"
 
 
 async def test_a_row_past_its_not_after_time_expires_unsent(

@@ -113,3 +113,60 @@ async def test_an_event_is_stored_once_and_its_message_sent_once_on_postgresql(
         row = session.scalars(select(NotificationRow)).one()
     assert row.status == "sent" and row.sent_at is not None and row.sent_at.tzinfo is not None
     await runtime.aclose()
+
+
+def test_the_reaper_and_the_outage_record_work_on_postgresql(postgres_url: str) -> None:
+    from carebot.notifications import NotificationStatus as S
+    from carebot.store import provider_health
+
+    db = Database(postgres_url)
+    old = NOW - timedelta(minutes=10)
+    late = _planned(1, NOW - timedelta(hours=1))
+    late = PlannedNotification(**{**late.__dict__, "not_after": NOW - timedelta(minutes=1)})
+    poison = PlannedNotification(
+        **{**_planned(2, NOW - timedelta(hours=1)).__dict__, "max_attempts": 1}
+    )
+    resend = _planned(3, NOW - timedelta(hours=1))
+    with db.transaction() as session:
+        schedule.insert_planned(session, [late, poison, resend], now=old)
+    with db.transaction() as session:
+        rows = schedule.claim_due(
+            session, now=old, worker="dead", limit=10, lease=timedelta(minutes=1)
+        )
+    ids = {row.dedupe_key: row.id for row in rows}
+    for key in (poison.dedupe_key, resend.dedupe_key):
+        with db.transaction() as session:
+            assert schedule.mark_sending(
+                session,
+                notification_id=ids[key],
+                worker="dead",
+                now=old,
+                lease=timedelta(minutes=2),
+                subject=None,
+                body="x",
+            )
+    with db.transaction() as session:
+        report = schedule.reap_expired_leases(session, now=NOW)
+    assert report == schedule.ReapReport(released=0, resent=1, unknown=0, expired=1, failed=1)
+    with db.transaction() as session:
+        statuses = dict(
+            session.execute(select(NotificationRow.dedupe_key, NotificationRow.status)).all()
+        )
+        assert statuses == {
+            late.dedupe_key: S.EXPIRED,
+            poison.dedupe_key: S.FAILED,
+            resend.dedupe_key: S.SCHEDULED,
+        }
+        for when in (NOW, NOW + timedelta(minutes=5)):  # a second sender: the first since stays
+            provider_health.record_circuit(
+                session, channel="sms", provider="twilio", failing=True, last_error="503", now=when
+            )
+    with db.transaction() as session:
+        [outage] = provider_health.outages(session, now=NOW)
+        assert (outage.since, outage.waiting) == (NOW, 1)
+        provider_health.record_circuit(
+            session, channel="sms", provider="twilio", failing=False, last_error=None, now=NOW
+        )
+    with db.transaction() as session:
+        assert provider_health.outages(session, now=NOW) == []
+    db.dispose()

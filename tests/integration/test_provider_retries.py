@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from carebot.clock import VirtualClock
 from carebot.dispatch.dispatcher import ALREADY_SENT
@@ -113,8 +113,9 @@ async def test_twilio_500_and_429_are_retried_with_backoff_and_end_sent(
     assert row.status == "sent" and row.attempts == 3
     assert row.provider_id and row.provider_id.startswith("SM")
     assert len(twilio_server.requests) == 3
-    # Each retry first asked whether an earlier attempt had gone through.
-    assert twilio_server.lookups == 2
+    # The retry after the 500 (which Twilio may answer after creating the message) first
+    # asked whether it had gone through; the one after the 429 (a refusal) did not.
+    assert twilio_server.lookups == 1
 
 
 async def test_a_timed_out_send_that_twilio_took_is_found_and_not_sent_again(
@@ -178,3 +179,41 @@ async def test_an_smtp_550_ends_failed_without_retrying(
     row = _row(runtime)
     assert row.status == "failed" and "550" in (row.reason or "")
     assert smtp_server.messages == []
+
+
+def _lookup_failures(runtime: Runtime) -> float:
+    value = runtime.metrics.registry.get_sample_value(
+        "carebot_provider_lookup_failures_total", {"channel": "sms", "provider": "twilio"}
+    )
+    return value or 0.0
+
+
+async def test_a_lookup_twilio_refuses_lets_the_resend_policy_send_again(
+    runtime: Runtime, twilio_server: FakeTwilioServer
+) -> None:
+    # A 500 may come after Twilio created the message, so the retry asks first; the API key
+    # may not read messages (403): the lookup cannot answer, and in_doubt: resend decides.
+    twilio_server.script([Reply(status=500)])
+    twilio_server.refuse_lookups(403)
+    _ship(runtime, phone="+8613800138000")
+    await _run_until_settled(runtime, runtime.clock)
+    row = _row(runtime)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert twilio_server.lookups == 1 and len(twilio_server.accepted) == 1
+    assert _lookup_failures(runtime) == 1
+
+
+async def test_a_lookup_twilio_cannot_answer_ends_an_in_doubt_unknown_message_unknown(
+    runtime: Runtime, twilio_server: FakeTwilioServer
+) -> None:
+    twilio_server.script([Reply(status=500)])
+    twilio_server.refuse_lookups(503)
+    _ship(runtime, phone="+8613800138000")
+    with runtime.db.transaction() as session:
+        session.execute(update(NotificationRow).values(in_doubt="unknown"))
+    await _run_until_settled(runtime, runtime.clock)
+    row = _row(runtime)
+    assert row.status == "unknown" and row.attempts == 2
+    assert row.reason is not None and "could not be asked" in row.reason
+    assert "in_doubt: unknown" in row.reason
+    assert len(twilio_server.accepted) == 0 and _lookup_failures(runtime) == 1

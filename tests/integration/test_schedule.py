@@ -239,3 +239,43 @@ def test_the_claim_query_reads_the_partial_index_of_scheduled_rows(tmp_path: Pat
             str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
         )
     assert "ix_notifications_due_pending" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_the_reaper_ends_rows_past_their_not_after_or_their_attempts_instead_of_handing_them_back(
+    db: Database,
+) -> None:
+    late_claim, late_send, poison, ok_send = insert(
+        db,
+        planned(
+            "late-claim", due_at=NOW - timedelta(hours=1), not_after=NOW - timedelta(minutes=1)
+        ),
+        planned("late-send", due_at=NOW - timedelta(hours=1), not_after=NOW - timedelta(minutes=1)),
+        planned("poison", due_at=NOW - timedelta(hours=1), max_attempts=2),
+        planned("ok-send", due_at=NOW - timedelta(hours=1), max_attempts=2),
+        now=NOW - timedelta(hours=1),
+    )
+    old = NOW - timedelta(minutes=10)
+    assert claim(db, "dead", now=old) == [late_claim, late_send, poison, ok_send]
+    for nid in (late_send, poison, ok_send):
+        assert mark_sending(db, nid, "dead", now=old)
+    # The poison row already killed one sender before this one.
+    with db.transaction() as session:
+        session.get_one(NotificationRow, poison).unexpected_failures = 1
+
+    with db.transaction() as session:
+        report = schedule.reap_expired_leases(session, now=NOW)
+
+    assert report == schedule.ReapReport(released=0, resent=1, unknown=1, expired=1, failed=1)
+    expired = notification(db, late_claim)
+    assert expired.status == S.EXPIRED and expired.reason == schedule.REAPED_LATE_CLAIM
+    settled = notification(db, late_send)
+    assert settled.status == S.UNKNOWN and settled.reason == schedule.REAPED_LATE_SEND
+    failed = notification(db, poison)
+    assert (failed.status, failed.unexpected_failures) == (S.FAILED, 2)
+    assert failed.reason == schedule.REAPED_GAVE_UP
+    resent = notification(db, ok_send)
+    assert (resent.status, resent.unexpected_failures) == (S.SCHEDULED, 1)
+    # Nothing of the four is handed back again.
+    with db.transaction() as session:
+        again = schedule.reap_expired_leases(session, now=NOW + timedelta(hours=1))
+    assert again == schedule.ReapReport(released=0, resent=0, unknown=0)

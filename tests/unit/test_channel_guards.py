@@ -104,3 +104,51 @@ async def test_a_permanent_error_does_not_trip_the_breaker() -> None:
     with pytest.raises(ChannelError):
         await guarded.send(_message())
     assert guarded.breaker is not None and guarded.breaker.state == "closed"
+
+
+async def test_an_open_circuit_refuses_in_ready_so_no_attempt_is_spent() -> None:
+    clock = FakeTime()
+    inner = MemoryChannel(kind=ChannelKind.SMS)
+    breaker = CircuitBreaker(threshold=1, cooldown=30, monotonic=clock)
+    guarded = GuardedChannel(inner, breaker=breaker)
+    await guarded.ready()  # closed: nothing to wait for
+    inner.fail_next(ChannelError("503", retryable=True))
+    with pytest.raises(ChannelError):
+        await guarded.send(_message())
+    clock.now += 10
+    with pytest.raises(ChannelError) as refused:
+        await guarded.ready()
+    assert refused.value.code == "circuit_open" and refused.value.retry_after == 20
+    assert breaker.failing_since == 1000.0 and breaker.last_error == "503"
+    # Half-open: ready admits one trial; the next caller is told to ask again shortly.
+    clock.now += 20
+    await guarded.ready()
+    with pytest.raises(ChannelError) as again:
+        await guarded.ready()
+    assert again.value.retry_after == 1.0
+    await guarded.send(_message(1))
+    assert breaker.state == "closed" and breaker.failing_since is None
+
+
+def test_a_trial_that_never_reports_back_stops_blocking_after_a_cooldown() -> None:
+    clock = FakeTime()
+    breaker = CircuitBreaker(threshold=1, cooldown=10, monotonic=clock)
+    breaker.record_failure()
+    clock.now += 10
+    assert breaker.allow() and not breaker.allow()
+    clock.now += 10  # the trial's send was abandoned (its claim was lost, say)
+    assert breaker.allow()
+
+
+async def test_an_unexpected_exception_releases_the_trial_without_closing_the_circuit() -> None:
+    clock = FakeTime()
+    inner = MemoryChannel(kind=ChannelKind.SMS)
+    breaker = CircuitBreaker(threshold=1, cooldown=10, monotonic=clock)
+    guarded = GuardedChannel(inner, breaker=breaker)
+    breaker.record_failure()
+    clock.now += 10
+    await guarded.ready()
+    inner.fail_next(ValueError("bad address"))
+    with pytest.raises(ValueError):
+        await guarded.send(_message())
+    assert breaker.state == "half-open" and breaker.allow()

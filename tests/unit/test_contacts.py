@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from carebot.contacts import normalize_phone, valid_email, zone_for, zone_of_country
+from carebot.contacts import (
+    email_problem,
+    normalize_phone,
+    valid_email,
+    zone_for,
+    zone_of_country,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,6 +23,8 @@ from carebot.contacts import normalize_phone, valid_email, zone_for, zone_of_cou
         ("12345", "CN", None),
         ("not a number", "US", None),
         (None, "CN", None),
+        ("+8613800138000\x00", None, None),  # a control character: refused, not cleaned up
+        ("+86138\x1b00138000", None, None),
     ],
 )
 def test_normalize_phone(raw: str | None, region: str | None, expected: str | None) -> None:
@@ -31,12 +39,27 @@ def test_normalize_phone(raw: str | None, region: str | None, expected: str | No
         ("wang@example", False),
         ("wang example.com", False),
         ("<wang@example.com>", False),
+        ("wang\x7f@example.com", False),  # control characters the SMTP client raises on
+        ("wang@exam\x0bple.com", False),
+        ("wang\u0085@example.com", False),
+        ("王芳@example.com", False),  # needs SMTPUTF8, which aiosmtplib cannot assume
+        ("wang@例子.com", False),
         ("", False),
         (None, False),
     ],
 )
 def test_valid_email(address: str | None, valid: bool) -> None:
     assert valid_email(address) is valid
+    assert (email_problem(address) is None) is valid
+
+
+def test_email_problem_says_why_an_address_is_refused() -> None:
+    assert email_problem("wang\x07@example.com") == (
+        "the email address contains control characters"
+    )
+    assert email_problem("王芳@example.com") == (
+        "the email address is not ASCII (SMTPUTF8 is not supported)"
+    )
 
 
 @pytest.mark.parametrize(

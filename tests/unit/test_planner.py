@@ -370,3 +370,15 @@ def test_preferred_still_plans_sms_when_every_channel_opted_out_so_dispatch_says
     )
     [planned] = plan.notifications
     assert (planned.channel, planned.status) == ("sms", NotificationStatus.SCHEDULED)
+
+
+def test_an_email_address_with_a_control_character_is_refused_at_ingest_with_the_reason() -> None:
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)
+    send = {"channel": "email", "template": "shipped"}
+    [planned] = plan_one(
+        [rule(send=send)], at, the_facts=facts(phone=None, email="wang\r\nBcc: x@evil.example")
+    )
+    assert planned.status == NotificationStatus.FAILED and planned.recipient is None
+    assert planned.reason == (
+        "no valid email address: the email address contains control characters"
+    )

@@ -27,6 +27,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     "overview.by_status": ("按状态", "By status"),
     "overview.by_channel": ("按渠道", "By channel"),
     "overview.queue": ("队列深度", "Queue depth"),
+    "overview.outage": (
+        "{provider} 自 {since} 起发送失败，{waiting} 条消息等待中",
+        "{provider} failing since {since}, {waiting} waiting",
+    ),
+    "overview.last_error": ("最近错误", "Last error"),
     "overview.next_due": ("下一条到期", "Next due"),
     "overview.oldest_overdue": ("最早逾期", "Oldest overdue"),
     "overview.failures": ("失败原因（7 天）", "Failures by reason (7 days)"),
