@@ -46,7 +46,7 @@ from carebot.settings import CapSettings, DispatchSettings
 from carebot.store import consent, schedule
 from carebot.store.database import Database
 from carebot.store.schedule import Claimed
-from carebot.unsubscribe import make_token, signing_key
+from carebot.unsubscribe import token_of
 
 __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
 
@@ -121,7 +121,6 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         caps = caps or CapSettings()
         self._caps = {ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day}
-        self._unsubscribe_key: bytes | None = None
         self._send_window = (
             parse_window(quiet_hours).inverse()
             if quiet_hours and quiet_hours.strip().lower() != "none"
@@ -484,9 +483,8 @@ class Dispatcher:
             return False
 
     async def _unsubscribe_url(self, address: str) -> str:
-        if self._unsubscribe_key is None:
-            self._unsubscribe_key = await self._db(signing_key)
-        return f"{self.public_url}/unsubscribe/{make_token(self._unsubscribe_key, address)}"
+        token = await self._db(token_of, address=address, now=self.clock.now())
+        return f"{self.public_url}/unsubscribe/{token}"
 
 
 def _guards(session: Session, *, channel: str, address: str, since: datetime | None) -> Guards:
