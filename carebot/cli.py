@@ -110,7 +110,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from carebot.rulebook.loader import RuleLimits
     from carebot.rulebook.validation import validate_rules
+    from carebot.sandbox import RenderLimits
 
     settings = _settings(args)
     rules_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
@@ -119,6 +121,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings.templates_dir,
         default_locale=settings.default_locale,
         shop_name=settings.shop_name,
+        limits=RuleLimits(**settings.rules.model_dump()),
+        render=RenderLimits(**settings.render.model_dump()),
     )
     for problem in problems:
         print(problem)

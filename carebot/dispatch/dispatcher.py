@@ -262,7 +262,10 @@ class Dispatcher:
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
         try:
-            rendered = self.renderer.render(row.template, kind, row.locale, context)
+            # Rendering is bounded (render.timeout_seconds) but blocking: off the event loop.
+            rendered = await asyncio.to_thread(
+                self.renderer.render, row.template, kind, row.locale, context
+            )
         except TemplateError as exc:
             return await self._finish(row, S.FAILED, f"template error: {exc}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
@@ -447,7 +450,7 @@ class Dispatcher:
         context = {**target.context, "merged": merged}
         # Merge only where the template shows the merged list; otherwise the absorbed
         # notice would vanish from the text, so it waits for its own slot instead.
-        if not self._shows_merged(target, context):
+        if not await asyncio.to_thread(self._shows_merged, target, context):
             return False
         absorbed = await self._db(
             schedule.absorb,
