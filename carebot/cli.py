@@ -136,7 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from carebot.events import parse_event
     from carebot.preview import format_preview, preview
-    from carebot.rulebook.loader import load_rulebook
+    from carebot.rulebook.loader import RuleLimits, load_rulebook
 
     settings = _settings(args)
     path = Path(args.event)
@@ -148,7 +148,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     messages = preview(
         args.rule_id,
         event,
-        rulebook=load_rulebook(settings.rules_dir),
+        rulebook=load_rulebook(
+            settings.rules_dir, limits=RuleLimits(**settings.rules.model_dump())
+        ),
         settings=settings,
         locale=args.locale,
     )

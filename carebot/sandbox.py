@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -49,7 +49,6 @@ _DIGITS = re.compile(r"\d+")
 # Filters and str methods whose extra arguments are widths or counts that size their result.
 _SIZING_FILTERS = frozenset({"center", "indent", "slice"})
 _SIZING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
-_FORMAT_METHODS = frozenset({"format", "format_map"})
 # A power whose result would have more bits than this is refused (10**30000 is already slow).
 _MAX_POWER_BITS = 65_536
 
@@ -140,14 +139,29 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         check_time()
         owner = getattr(__obj, "__self__", None)
-        name = getattr(__obj, "__name__", "")
-        if isinstance(owner, str) and name in _SIZING_METHODS:
+        if isinstance(owner, str) and getattr(__obj, "__name__", "") in _SIZING_METHODS:
             __self._check_counts(args, kwargs)  # 'a'.center(10**9)
-        elif isinstance(owner, str) and name in _FORMAT_METHODS:
-            __self._check_braces(owner)  # '{:>999999999}'.format(x)
-            if _NESTED_SPEC.search(owner):  # '{:{}}'.format(x, 10**9)
-                __self._check_counts(args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """The sandbox's ``str.format``, refusing widths past the limit."""
+        sandboxed = super().wrap_str_format(value)
+        if sandboxed is None:
+            return None
+        text: str = value.__self__
+
+        @wraps(sandboxed)
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            check_time()
+            self._check_braces(text)  # '{:>999999999}'.format(x)
+            if _NESTED_SPEC.search(text):  # '{:{}}'.format(x, 10**9)
+                self._check_counts(args, kwargs)
+                for value in args[:1]:
+                    if isinstance(value, Mapping):  # format_map
+                        self._check_counts((), dict(value))
+            return sandboxed(*args, **kwargs)
+
+        return bounded
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         check_time()
@@ -216,7 +230,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 def _too_large_power(base: Any, exponent: Any) -> bool:
     if not isinstance(base, int) or not isinstance(exponent, int):
         return False
-    return exponent > 0 and abs(base) > 1 and exponent * base.bit_length() > _MAX_POWER_BITS
+    if exponent <= 0 or abs(base) <= 1:
+        return False
+    # Checked on the bit lengths first: ``exponent * bits`` itself may be a huge number.
+    return exponent.bit_length() + base.bit_length().bit_length() > 40 or (
+        exponent * base.bit_length() > _MAX_POWER_BITS
+    )
 
 
 def _sized(value: Any) -> bool:
