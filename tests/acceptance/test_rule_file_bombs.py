@@ -47,12 +47,15 @@ def _validate(rules: Path, tmp_path: Path, **env: str) -> tuple[int, str, int, f
         proc = subprocess.Popen(
             [sys.executable, "-m", "carebot", "validate", str(rules)],
             cwd=tmp_path,
-            env={"PATH": os.environ.get("PATH", ""), "CAREBOT_TEMPLATES_DIR": str(MESSAGE_TEMPLATES),
-                 **env},
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "CAREBOT_TEMPLATES_DIR": str(MESSAGE_TEMPLATES),
+                **env,
+            },
             stdout=stdout,
             stderr=subprocess.DEVNULL,
             preexec_fn=cap_memory,
-        )  # fmt: skip
+        )
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
@@ -79,7 +82,7 @@ def test_validate_refuses_an_alias_bomb_with_its_place_within_a_memory_budget(
     assert code == 1, stdout
     lines = [line for line in stdout.splitlines() if line.startswith(str(bomb))]
     assert lines, stdout
-    path, line, col, message = lines[0].split(":", 3)
+    _, line, col, message = lines[0].split(":", 3)
     assert int(line) >= 1 and int(col) >= 1
     assert "expands to more than 100000 values" in message
     assert peak_kb < MEMORY_BUDGET_KB, f"validate peaked at {peak_kb / 1024:.0f} MiB"
