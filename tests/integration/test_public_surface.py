@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from support.core import make_runtime
 
 from carebot.clock import VirtualClock
+from carebot.events import parse_event
 from carebot.runtime import Runtime
 from carebot.store.database import Database
 from carebot.web.app import create_app
@@ -178,3 +179,40 @@ async def test_the_throttle_is_per_client_address(site: Site) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="https://t") as elsewhere:
         response = await elsewhere.post("/dashboard/login", data={"token": TOKEN})
     assert response.status_code == 303
+
+
+async def test_contacts_are_whole_only_behind_the_admin_token_and_never_in_the_logs(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    phone = "+8613800138000"
+    event = {
+        "id": "evt-1001",
+        "type": "order.shipped",
+        "occurred_at": NOW.isoformat(),
+        "order": {"id": "1001", "customer": {"id": "c-1", "phone": phone}},
+        "shipment": {"id": "s-1", "carrier": "SF Express", "tracking_number": "SF1"},
+    }
+    with caplog.at_level(logging.DEBUG):
+        site.runtime.pipeline.ingest(parse_event(event))
+        await site.runtime.dispatcher.run_once()
+        anonymous = await site.client.get("/api/notifications?order_id=1001")
+        api = await site.client.get(
+            "/api/notifications?order_id=1001", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        consent = await site.client.post(
+            "/api/consents",
+            json={"channel": "sms", "address": phone, "opted_out": True},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        await site.login()
+        order_page = await site.client.get("/dashboard/orders/1001")
+        upcoming = await site.client.get("/dashboard/upcoming")
+    assert anonymous.status_code == 401 and phone not in anonymous.text
+    assert [n["to"] for n in api.json()["notifications"]] == [phone]
+    assert consent.json()["address"] == phone
+    assert phone in order_page.text and order_page.headers["cache-control"] == "no-store"
+    assert phone not in upcoming.text
+    ours = " ".join(
+        str(record.__dict__) for record in caplog.records if record.name.startswith("carebot")
+    )
+    assert phone not in ours and "+86138****8000" in ours
