@@ -11,6 +11,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,9 +57,13 @@ def _validate(rules: Path, tmp_path: Path, **env: str) -> tuple[int, str, int, f
             stderr=subprocess.DEVNULL,
             preexec_fn=cap_memory,
         )
+        # A regression must fail the test, not hang it.
+        watchdog = threading.Timer(90, proc.kill)
+        watchdog.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
+            watchdog.cancel()
             proc.returncode = 0  # reaped by wait4
     return (
         os.waitstatus_to_exitcode(status),
