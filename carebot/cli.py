@@ -110,7 +110,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from carebot.rulebook.loader import RuleLimits
     from carebot.rulebook.validation import validate_rules
+    from carebot.sandbox import RenderLimits
 
     settings = _settings(args)
     rules_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
@@ -119,6 +121,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings.templates_dir,
         default_locale=settings.default_locale,
         shop_name=settings.shop_name,
+        limits=RuleLimits(**settings.rules.model_dump()),
+        render=RenderLimits(**settings.render.model_dump()),
     )
     for problem in problems:
         print(problem)
@@ -132,7 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from carebot.events import parse_event
     from carebot.preview import format_preview, preview
-    from carebot.rulebook.loader import load_rulebook
+    from carebot.rulebook.loader import RuleLimits, load_rulebook
 
     settings = _settings(args)
     path = Path(args.event)
@@ -144,7 +148,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     messages = preview(
         args.rule_id,
         event,
-        rulebook=load_rulebook(settings.rules_dir),
+        rulebook=load_rulebook(
+            settings.rules_dir, limits=RuleLimits(**settings.rules.model_dump())
+        ),
         settings=settings,
         locale=args.locale,
     )

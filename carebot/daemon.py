@@ -270,6 +270,11 @@ class Daemon:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            # Idle keep-alive connections are closed; past the limit new requests get 503.
+            # A stalled request body is cut off by the app (carebot.web.limits).
+            timeout_keep_alive=max(1, round(http.keep_alive_seconds)),
+            limit_concurrency=http.limit_concurrency,
+            h11_max_incomplete_event_size=16_384,
         )
         if threading.current_thread() is threading.main_thread():
             # uvicorn re-raises the signal that stopped it once it has shut down; after a

@@ -26,7 +26,7 @@ from carebot.store.models import NotificationRow
 from carebot.store.provider_health import waiting_by_channel
 from carebot.store.schedule import IS_SCHEDULED
 
-__all__ = ["MeteredChannel", "Metrics", "MetricsMiddleware"]
+__all__ = ["METERED_ROUTES", "MeteredChannel", "Metrics", "MetricsMiddleware"]
 
 _OUTCOMES = {200: "duplicate_or_ignored", 202: "accepted", 400: "rejected", 401: "unauthorized",
              403: "unauthorized", 413: "too_large"}  # fmt: skip
@@ -204,8 +204,25 @@ ASGIApp = Callable[
 ]
 
 
+# The label of each metered route: a closed set, so no request can add a time series.
+METERED_ROUTES = {
+    "/webhooks/carebot": "carebot",
+    "/webhooks/shopify": "shopify",
+    "/webhooks/woocommerce": "woocommerce",
+    "/webhooks/aftership": "aftership",
+    "/twilio/status": "twilio_status",
+    "/twilio/inbound": "twilio_inbound",
+}
+# Any other path under the metered prefixes (a 404, a probe) counts under this one label.
+UNKNOWN_ROUTE = "unknown"
+
+
 class MetricsMiddleware:
-    """Counts webhook and Twilio callback requests by source and response status."""
+    """Counts webhook and Twilio callback requests by source and response status.
+
+    Labels come from :data:`METERED_ROUTES` only, never from the request: a made-up path is
+    ``unknown`` and an unexpected status is ``http_4xx`` or ``http_5xx``.
+    """
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -221,8 +238,7 @@ class MetricsMiddleware:
         if scope["type"] != "http" or not path.startswith(("/webhooks/", "/twilio/")):
             await self.app(scope, receive, send)
             return
-        parts = path.strip("/").split("/")
-        source = "_".join(parts[:2]) if parts[0] == "twilio" else parts[1]
+        source = METERED_ROUTES.get(path.rstrip("/"), UNKNOWN_ROUTE)
         status = 500
 
         async def record(message: Any) -> None:
@@ -234,5 +250,12 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
-            outcome = _OUTCOMES.get(status, "ok" if status < 400 else f"http_{status}")
-            self.metrics.webhooks.labels(source, outcome).inc()
+            self.metrics.webhooks.labels(source, _outcome(status)).inc()
+
+
+def _outcome(status: int) -> str:
+    if status in _OUTCOMES:
+        return _OUTCOMES[status]
+    if status < 400:
+        return "ok"
+    return "http_4xx" if status < 500 else "http_5xx"

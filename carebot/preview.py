@@ -17,7 +17,7 @@ from carebot.events import Event, EventType
 from carebot.exceptions import CarebotError, ExpressionError
 from carebot.masking import mask_recipient
 from carebot.planner import Planner, build_context
-from carebot.rendering import TemplateRenderer
+from carebot.rendering import RenderLimits, TemplateRenderer
 from carebot.rulebook.expressions import compile_condition
 from carebot.rulebook.schema import Rulebook
 from carebot.runtime import planning_policy
@@ -155,7 +155,9 @@ def preview(
         raise CarebotError(f"rule {rule_id!r} plans nothing for event {event.id}")
     settled = _settled_reasons(rule.delay, rule.window, policy.quiet_hours)
     renderer = TemplateRenderer(
-        templates_dir=settings.templates_dir, default_locale=settings.default_locale
+        templates_dir=settings.templates_dir,
+        default_locale=settings.default_locale,
+        limits=RenderLimits(**settings.render.model_dump()),
     )
     messages = []
     for planned in plan.notifications:

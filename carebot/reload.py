@@ -92,6 +92,8 @@ class RulesReloader:
             self.templates_dir,
             default_locale=self.default_locale,
             shop_name=self.shop_name,
+            limits=self.rules.limits,
+            render=self.renderer.limits,
         )
         if problems:
             self.rules.last_error = RuleError(problems)

@@ -19,12 +19,19 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, TemplateNotFound, UndefinedError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from carebot.channels.base import ChannelKind
 from carebot.exceptions import Problem, TemplateError
+from carebot.sandbox import (
+    DEFAULT_RENDER_LIMITS,
+    BoundedSandbox,
+    BudgetExceeded,
+    RenderLimits,
+    budget,
+    check_time,
+)
 
-__all__ = ["Rendered", "TemplateRenderer", "format_date", "format_money"]
+__all__ = ["RenderLimits", "Rendered", "TemplateRenderer", "format_date", "format_money"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
@@ -88,8 +95,11 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _environment(loader: FileSystemLoader, *, html: bool, strict: bool) -> Any:
-    env = ImmutableSandboxedEnvironment(
+def _environment(
+    loader: FileSystemLoader, *, html: bool, strict: bool, limits: RenderLimits
+) -> BoundedSandbox:
+    env = BoundedSandbox(
+        limits=limits,
         loader=loader,
         autoescape=html,
         undefined=StrictUndefined if strict else Undefined,
@@ -106,13 +116,21 @@ def _environment(loader: FileSystemLoader, *, html: bool, strict: bool) -> Any:
 class TemplateRenderer:
     """Renders a named template for a channel and a customer's locale."""
 
-    def __init__(self, *, templates_dir: Path, default_locale: str, strict: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        templates_dir: Path,
+        default_locale: str,
+        strict: bool = False,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
+    ) -> None:
         self.templates_dir = templates_dir
         self.default_locale = default_locale
         self.strict = strict
+        self.limits = limits
         loader = FileSystemLoader(str(templates_dir))
-        self._plain: ImmutableSandboxedEnvironment = _environment(loader, html=False, strict=strict)
-        self._html: ImmutableSandboxedEnvironment = _environment(loader, html=True, strict=strict)
+        self._plain = _environment(loader, html=False, strict=strict, limits=limits)
+        self._html = _environment(loader, html=True, strict=strict, limits=limits)
         # The locale folders by lower-case name, with the templates folder's mtime when listed.
         self._listing: tuple[int, dict[str, str]] | None = None
 
@@ -142,7 +160,11 @@ class TemplateRenderer:
     def render(
         self, name: str, kind: ChannelKind, locale: str | None, context: Mapping[str, Any]
     ) -> Rendered:
-        """Render with locale fallback: ``en-US`` → ``en`` → the default locale."""
+        """Render with locale fallback: ``en-US`` → ``en`` → the default locale.
+
+        The render is bounded by ``limits``: past its time or size budget it fails with a
+        TemplateError saying so. It is blocking work: call it off the event loop.
+        """
         if not _NAME.match(name):
             raise TemplateError(f"template name {name!r} is not a plain name")
         tried: list[str] = []
@@ -198,27 +220,33 @@ class TemplateRenderer:
     def _render_in(
         self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]
     ) -> Rendered:
+        with budget(self.limits):
+            return self._render_bounded(name, kind, folder, context)
+
+    def _render_bounded(
+        self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]
+    ) -> Rendered:
         template_name = f"{folder}/{_filename(name, kind)}"
         where = str(self.path(name, kind, folder))
         plain = self._load(self._plain, template_name, where)
         if kind is ChannelKind.SMS:
-            text = _run(plain, plain.root_render_func, context, where)
+            text = _run(plain, plain.root_render_func, context, where, self.limits)
             return Rendered(subject=None, text=text.strip(), html=None, locale=folder)
         for block in _EMAIL_BLOCKS:
             if block not in plain.blocks:
                 raise _Failure(where, 1, f"email template has no {{% block {block} %}}")
-        subject = _run(plain, plain.blocks["subject"], context, where)
-        text = _run(plain, plain.blocks["text"], context, where)
+        subject = _run(plain, plain.blocks["subject"], context, where, self.limits)
+        text = _run(plain, plain.blocks["text"], context, where, self.limits)
         html: str | None = None
         if "html" in plain.blocks:
             escaped = self._load(self._html, template_name, where)
-            html = _run(escaped, escaped.blocks["html"], context, where).strip()
+            html = _run(escaped, escaped.blocks["html"], context, where, self.limits).strip()
         return Rendered(
             subject=" ".join(subject.split()), text=text.strip(), html=html, locale=folder
         )
 
     @staticmethod
-    def _load(env: ImmutableSandboxedEnvironment, template_name: str, where: str) -> Template:
+    def _load(env: BoundedSandbox, template_name: str, where: str) -> Template:
         try:
             return env.get_template(template_name)
         except TemplateSyntaxError as exc:
@@ -236,10 +264,22 @@ def _run(
     render: Callable[[Context], Iterator[str]],
     context: Mapping[str, Any],
     where: str,
+    limits: RenderLimits,
 ) -> str:
     """Run a template's root or block function, turning any failure into a located one."""
     try:
-        return "".join(render(template.new_context(dict(context))))
+        pieces: list[str] = []
+        size = 0
+        for piece in render(template.new_context(dict(context))):
+            check_time()
+            size += len(piece)
+            if size > limits.max_output_chars:
+                raise BudgetExceeded(
+                    f"render produced more than {limits.max_output_chars} characters "
+                    "(render.max_output_chars)"
+                )
+            pieces.append(piece)
+        return "".join(pieces)
     except TemplateSyntaxError as exc:  # from an included template
         raise _Failure(exc.filename or where, exc.lineno, exc.message or str(exc)) from exc
     except Exception as exc:  # a merchant's template may fail in any way
@@ -267,6 +307,8 @@ def _reason(exc: Exception) -> str:
         if found := _NO_ATTRIBUTE.match(message):
             return f"unknown field {found['name']!r} (in {found['owner']})"
         return f"undefined: {message}"
+    if isinstance(exc, BudgetExceeded):
+        return f"render budget exceeded: {message}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {message}"
     if isinstance(exc, TemplateNotFound):

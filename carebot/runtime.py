@@ -19,7 +19,8 @@ from carebot.dispatch.dispatcher import Dispatcher
 from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
 from carebot.planner import Planner, PlanningPolicy
-from carebot.rendering import TemplateRenderer
+from carebot.rendering import RenderLimits, TemplateRenderer
+from carebot.rulebook.loader import RuleLimits
 from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
 from carebot.store import meta, provider_health, rate_limits
@@ -151,9 +152,11 @@ def build_runtime(
     """Everything carebot needs, wired; raises ``RuleError`` when the rules do not load."""
     clock = clock or SystemClock()
     db = db or Database(settings.database_url)
-    rules = RuleSet(settings.rules_dir)
+    rules = RuleSet(settings.rules_dir, limits=RuleLimits(**settings.rules.model_dump()))
     renderer = TemplateRenderer(
-        templates_dir=settings.templates_dir, default_locale=settings.default_locale
+        templates_dir=settings.templates_dir,
+        default_locale=settings.default_locale,
+        limits=RenderLimits(**settings.render.model_dump()),
     )
     planner = Planner(policy=planning_policy(settings))
     pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)

@@ -17,6 +17,8 @@ __all__ = [
     "CapSettings",
     "DispatchSettings",
     "HttpSettings",
+    "RenderSettings",
+    "RulesSettings",
     "Settings",
     "SmtpSettings",
     "TwilioSettings",
@@ -31,7 +33,41 @@ DEFAULT_CONFIG_FILE = Path("config/carebot.toml")
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Every request body (webhooks, callbacks, forms) is refused with 413 past this size.
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # JSON nested deeper than this is refused with 400 (a platform's payload is ~6 deep).
+    max_json_depth: int = Field(default=64, ge=2)
+    # Dashboard forms (login, actions): at most this many fields, each at most this size;
+    # file parts are refused.
+    max_form_fields: int = Field(default=20, ge=1)
+    max_form_part_bytes: int = Field(default=16_384, gt=0)
+    # A request whose next piece of body does not arrive within this is cut off (408).
+    read_timeout_seconds: float = Field(default=15.0, gt=0)
+    # An idle keep-alive connection is closed after this.
+    keep_alive_seconds: float = Field(default=5.0, gt=0)
+    # Past this many open connections and requests in progress, new requests get 503.
+    limit_concurrency: int = Field(default=1000, ge=1)
+
+
+class RenderSettings(BaseModel):
+    """Bounds on one message render (merchants' templates run in the sandbox)."""
+
+    # A render still running after this fails its message ("render took longer than …").
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    # A render producing more text than this fails its message.
+    max_output_chars: int = Field(default=100_000, gt=0)
+    # A string or list built by * or + in a template may not grow past this many items.
+    max_sequence_items: int = Field(default=100_000, gt=0)
+
+
+class RulesSettings(BaseModel):
+    """Bounds on the rule files, checked before they are read."""
+
+    # A rule file larger than this is refused.
+    max_file_bytes: int = Field(default=1_048_576, gt=0)
+    # Values built from a file's YAML, aliases expanded; a file past this is refused
+    # (an alias bomb is a few hundred bytes that expand to billions).
+    max_yaml_nodes: int = Field(default=100_000, gt=0)
 
 
 class TwilioSettings(BaseModel):
@@ -159,6 +195,8 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     watchers: WatcherSettings = Field(default_factory=WatcherSettings)
     caps: CapSettings = Field(default_factory=CapSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
 
     @property
     def admin_secret(self) -> str | None:

@@ -54,7 +54,7 @@ from carebot.settings import CapSettings, DispatchSettings
 from carebot.store import consent, schedule
 from carebot.store.database import Database
 from carebot.store.schedule import Claimed
-from carebot.unsubscribe import make_token, signing_key
+from carebot.unsubscribe import token_of
 
 __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
 
@@ -132,7 +132,6 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         caps = caps or CapSettings()
         self._caps = {ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day}
-        self._unsubscribe_key: bytes | None = None
         self._send_window = (
             parse_window(quiet_hours).inverse()
             if quiet_hours and quiet_hours.strip().lower() != "none"
@@ -289,7 +288,10 @@ class Dispatcher:
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
         try:
-            rendered = self.renderer.render(row.template, kind, row.locale, context)
+            # Rendering is bounded (render.timeout_seconds) but blocking: off the event loop.
+            rendered = await asyncio.to_thread(
+                self.renderer.render, row.template, kind, row.locale, context
+            )
         except TemplateError as exc:
             return await self._finish(row, S.FAILED, f"template error: {exc}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
@@ -563,7 +565,7 @@ class Dispatcher:
         context = {**target.context, "merged": merged}
         # Merge only where the template shows the merged list; otherwise the absorbed
         # notice would vanish from the text, so it waits for its own slot instead.
-        if not self._shows_merged(target, context):
+        if not await asyncio.to_thread(self._shows_merged, target, context):
             return False
         absorbed = await self._db(
             schedule.absorb,
@@ -599,9 +601,8 @@ class Dispatcher:
             return False
 
     async def _unsubscribe_url(self, address: str) -> str:
-        if self._unsubscribe_key is None:
-            self._unsubscribe_key = await self._db(signing_key)
-        return f"{self.public_url}/unsubscribe/{make_token(self._unsubscribe_key, address)}"
+        token = await self._db(token_of, address=address, now=self.clock.now())
+        return f"{self.public_url}/unsubscribe/{token}"
 
 
 def _guards(session: Session, *, channel: str, address: str, since: datetime | None) -> Guards:

@@ -23,8 +23,10 @@ from carebot.exceptions import Problem, RuleError
 from carebot.rulebook.schema import Disruption, FeedbackCategory, ProductProfile, Rule, Rulebook
 
 __all__ = [
+    "DEFAULT_RULE_LIMITS",
     "LoadResult",
     "Location",
+    "RuleLimits",
     "RuleSource",
     "load_rulebook",
     "load_rulebook_text",
@@ -61,6 +63,30 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|false)$", re.IGNORECASE), list("tTfF"))
+
+
+@dataclass(frozen=True)
+class RuleLimits:
+    """Bounds on what one rule file may cost to read (``[rules]`` in the settings).
+
+    ``max_yaml_nodes`` counts the values built with aliases expanded: YAML aliases let a few
+    hundred bytes stand for billions of values ("billion laughs"), so the file is refused as
+    soon as its expansion passes the limit, before it costs the memory.
+    """
+
+    max_file_bytes: int = 1_048_576
+    max_yaml_nodes: int = 100_000
+
+
+DEFAULT_RULE_LIMITS = RuleLimits()
+
+
+class _TooLarge(Exception):
+    """Raised inside ``_Document.build`` when a file expands past ``max_yaml_nodes``."""
+
+    def __init__(self, at: Location) -> None:
+        super().__init__(str(at))
+        self.at = at
 
 
 @dataclass(frozen=True)
@@ -109,8 +135,10 @@ class _Marks:
 class _Document:
     """The Python value of one YAML file, with the place of each key and value in it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, max_nodes: int = RuleLimits.max_yaml_nodes) -> None:
         self.path = path
+        self.max_nodes = max_nodes
+        self.built = 0
         self.marks: dict[Where, _Marks] = {}
         self.problems: list[Problem] = []
         self.value: Any = None
@@ -123,6 +151,9 @@ class _Document:
 
     def build(self, node: yaml.Node, where: Where = (), key: Location | None = None) -> Any:
         value_at = self.at(node.start_mark)
+        self.built += 1
+        if self.built > self.max_nodes:
+            raise _TooLarge(value_at)
         self.marks[where] = _Marks(key, value_at)
         if id(node) in self._open:
             return self._broken(where, value_at, "an alias refers to itself")
@@ -201,7 +232,7 @@ class _Entry:
     value: Any
 
 
-def read_rules(rules_dir: Path) -> LoadResult:
+def read_rules(rules_dir: Path, *, limits: RuleLimits = DEFAULT_RULE_LIMITS) -> LoadResult:
     """Load every ``*.yaml``/``*.yml`` file in ``rules_dir``; never raises, collects problems."""
     if not rules_dir.is_dir():
         return _failed(Problem(str(rules_dir), 1, 1, "rules folder not found"))
@@ -215,29 +246,36 @@ def read_rules(rules_dir: Path) -> LoadResult:
     problems: list[Problem] = []
     for file in files:
         try:
+            if file.stat().st_size > limits.max_file_bytes:
+                limit = limits.max_file_bytes
+                message = f"file is larger than {limit} bytes (rules.max_file_bytes)"
+                problems.append(Problem(str(file), 1, 1, message))
+                continue
             texts.append((str(file), file.read_text(encoding="utf-8-sig")))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(file), 1, 1, f"cannot read file: {exc}"))
-    result = _read_texts(texts)
+    result = _read_texts(texts, limits)
     return LoadResult(result.rulebook, result.sources, _sorted([*problems, *result.problems]))
 
 
-def load_rulebook_with_positions(rules_dir: Path) -> tuple[Rulebook, dict[str, RuleSource]]:
+def load_rulebook_with_positions(
+    rules_dir: Path, *, limits: RuleLimits = DEFAULT_RULE_LIMITS
+) -> tuple[Rulebook, dict[str, RuleSource]]:
     """Load the rules folder and where each rule was written; raise ``RuleError`` on problems."""
-    result = read_rules(rules_dir)
+    result = read_rules(rules_dir, limits=limits)
     if result.problems:
         raise RuleError(list(result.problems))
     return result.rulebook, dict(result.sources)
 
 
-def load_rulebook(rules_dir: Path) -> Rulebook:
+def load_rulebook(rules_dir: Path, *, limits: RuleLimits = DEFAULT_RULE_LIMITS) -> Rulebook:
     """Load the rules folder; raise ``RuleError`` carrying every problem found."""
-    return load_rulebook_with_positions(rules_dir)[0]
+    return load_rulebook_with_positions(rules_dir, limits=limits)[0]
 
 
 def load_rulebook_text(text: str, path: str = "<text>") -> Rulebook:
     """Load one rules file given as text (for tests and previews); raise ``RuleError``."""
-    result = _read_texts([(path, text)])
+    result = _read_texts([(path, text)], RuleLimits())
     if result.problems:
         raise RuleError(list(result.problems))
     return result.rulebook
@@ -251,12 +289,12 @@ def _sorted(problems: list[Problem]) -> tuple[Problem, ...]:
     return tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message)))
 
 
-def _read_texts(texts: list[tuple[str, str]]) -> LoadResult:
+def _read_texts(texts: list[tuple[str, str]], limits: RuleLimits) -> LoadResult:
     problems: list[Problem] = []
     entries: list[_Entry] = []
     calendars: list[str] = []
     for path, text in texts:
-        doc = _compose(path, text, problems)
+        doc = _compose(path, text, problems, limits)
         if doc is not None:
             entries.extend(_entries(doc, calendars))
             problems.extend(doc.problems)
@@ -298,9 +336,12 @@ def _rule_source(doc: _Document, base: Where) -> RuleSource:
     return RuleSource(start=values.pop((), doc.marks[base].value), values=values)
 
 
-def _compose(path: str, text: str, problems: list[Problem]) -> _Document | None:
+def _compose(path: str, text: str, problems: list[Problem], limits: RuleLimits) -> _Document | None:
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        problems.append(Problem(path, 1, 1, "invalid YAML: nested too deeply"))
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -311,8 +352,20 @@ def _compose(path: str, text: str, problems: list[Problem]) -> _Document | None:
         return None
     if node is None:  # an empty file, or only comments
         return None
-    doc = _Document(path)
-    doc.value = doc.build(node)
+    doc = _Document(path, max_nodes=limits.max_yaml_nodes)
+    try:
+        doc.value = doc.build(node)
+    except _TooLarge as exc:
+        problems.append(
+            exc.at.problem(
+                f"the file expands to more than {limits.max_yaml_nodes} values "
+                "(aliases repeated inside aliases?); refused (rules.max_yaml_nodes)"
+            )
+        )
+        return None
+    except RecursionError:
+        problems.append(Problem(path, 1, 1, "invalid YAML: nested too deeply"))
+        return None
     return doc
 
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from carebot.exceptions import RuleError
-from carebot.rulebook.loader import load_rulebook
+from carebot.rulebook.loader import DEFAULT_RULE_LIMITS, RuleLimits, load_rulebook
 from carebot.rulebook.schema import Rulebook
 
 __all__ = ["RuleSet"]
@@ -17,9 +17,18 @@ logger = logging.getLogger(__name__)
 class RuleSet:
     """Holds the current ``Rulebook``; a broken reload keeps the last good one."""
 
-    def __init__(self, rules_dir: Path, rulebook: Rulebook | None = None) -> None:
+    def __init__(
+        self,
+        rules_dir: Path,
+        rulebook: Rulebook | None = None,
+        *,
+        limits: RuleLimits = DEFAULT_RULE_LIMITS,
+    ) -> None:
         self.rules_dir = rules_dir
-        self._current = rulebook if rulebook is not None else load_rulebook(rules_dir)
+        self.limits = limits
+        self._current = (
+            rulebook if rulebook is not None else load_rulebook(rules_dir, limits=limits)
+        )
         self.last_error: RuleError | None = None
 
     def __call__(self) -> Rulebook:
@@ -33,7 +42,7 @@ class RuleSet:
     def reload(self) -> bool:
         """Load the folder again; True when the new rule book replaced the old one."""
         try:
-            rulebook = load_rulebook(self.rules_dir)
+            rulebook = load_rulebook(self.rules_dir, limits=self.limits)
         except RuleError as exc:
             self.last_error = exc
             for problem in exc.problems:

@@ -9,10 +9,17 @@ from carebot.channels.base import ChannelKind
 from carebot.exceptions import ExpressionError, Problem, TemplateError
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.expressions import compile_condition, render_value
-from carebot.rulebook.loader import LoadResult, RuleSource, read_rules
+from carebot.rulebook.loader import (
+    DEFAULT_RULE_LIMITS,
+    LoadResult,
+    RuleLimits,
+    RuleSource,
+    read_rules,
+)
 from carebot.rulebook.samples import sample_context
 from carebot.rulebook.schema import ChannelChoice, Rule
 from carebot.rulebook.windows import parse_duration
+from carebot.sandbox import DEFAULT_RENDER_LIMITS, RenderLimits
 from carebot.segments import count_segments
 
 __all__ = ["channel_kinds", "check_rules", "validate_rules"]
@@ -32,16 +39,22 @@ def channel_kinds(choice: ChannelChoice) -> tuple[ChannelKind, ...]:
 
 
 def check_rules(
-    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+    rules_dir: Path,
+    templates_dir: Path,
+    *,
+    default_locale: str,
+    shop_name: str | None = None,
+    limits: RuleLimits = DEFAULT_RULE_LIMITS,
+    render: RenderLimits = DEFAULT_RENDER_LIMITS,
 ) -> tuple[LoadResult, list[Problem]]:
     """Load the rules and check them; the load (for a reload to apply) and every problem.
 
     ``shop_name`` (the configured one) makes SMS segment counts match what customers get.
     """
-    loaded = read_rules(rules_dir)
+    loaded = read_rules(rules_dir, limits=limits)
     problems = set(loaded.problems)
     renderer = TemplateRenderer(
-        templates_dir=templates_dir, default_locale=default_locale, strict=True
+        templates_dir=templates_dir, default_locale=default_locale, strict=True, limits=render
     )
     checker = _TemplateChecker(renderer, default_locale, shop_name)
     for rule in loaded.rulebook.rules:
@@ -52,11 +65,22 @@ def check_rules(
 
 
 def validate_rules(
-    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+    rules_dir: Path,
+    templates_dir: Path,
+    *,
+    default_locale: str,
+    shop_name: str | None = None,
+    limits: RuleLimits = DEFAULT_RULE_LIMITS,
+    render: RenderLimits = DEFAULT_RENDER_LIMITS,
 ) -> list[Problem]:
     """Load the rules and check every condition, delay and template against sample data."""
     return check_rules(
-        rules_dir, templates_dir, default_locale=default_locale, shop_name=shop_name
+        rules_dir,
+        templates_dir,
+        default_locale=default_locale,
+        shop_name=shop_name,
+        limits=limits,
+        render=render,
     )[1]
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "RateBucketRow",
     "RejectedPayloadRow",
     "ShipmentRow",
+    "UnsubscribeTokenRow",
 ]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -248,6 +249,16 @@ class KeyValueRow(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class UnsubscribeTokenRow(Base):
+    """The random token in an address's email unsubscribe links (it reveals nothing)."""
+
+    __tablename__ = "unsubscribe_tokens"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RateBucketRow(Base):

@@ -7,7 +7,6 @@ Without a configured admin token the API does not exist (404); a missing or wron
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from carebot.contacts import normalize_phone, valid_email
 from carebot.masking import mask_recipient
 from carebot.store import admin, consent
 from carebot.web._body import read_body
+from carebot.web._payload import PayloadError, parse_id, parse_json
 from carebot.web.state import runtime_of
 
 __all__ = ["cancel", "consents", "notifications", "resend"]
@@ -56,9 +56,9 @@ async def consents(request: Request) -> Response:
     runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     try:
-        payload: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _bad(f"body is not JSON: {exc}")
+        payload: Any = parse_json(body, max_depth=runtime.settings.http.max_json_depth)
+    except PayloadError as exc:
+        return _bad(str(exc))
     if not isinstance(payload, dict):
         return _bad("body must be a JSON object")
     channel = payload.get("channel")
@@ -123,10 +123,9 @@ async def _act(request: Request, action: str) -> Response:
     if refusal is not None:
         return refusal
     runtime = runtime_of(request)
-    try:
-        notification_id = int(request.path_params["notification_id"])
-    except ValueError:
-        return _bad("notification id must be a number")
+    notification_id = parse_id(request.path_params["notification_id"])
+    if notification_id is None:
+        return JSONResponse({"error": "no such notification"}, status_code=404)
     change = admin.cancel_notification if action == "cancel" else admin.resend_notification
 
     def apply() -> admin.Outcome:

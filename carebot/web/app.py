@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,6 +22,8 @@ from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
 from carebot.web.admin import cancel, consents, notifications, resend
 from carebot.web.dashboard import routes as dashboard_routes
+from carebot.web.dashboard.throttle import LoginThrottle
+from carebot.web.limits import RequestLimits
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.state import runtime_of
 from carebot.web.twilio_callbacks import twilio_inbound, twilio_status
@@ -28,6 +31,8 @@ from carebot.web.unsubscribe import unsubscribe_confirm, unsubscribe_page
 from carebot.web.webhooks import carebot_webhook
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> Response:
@@ -39,8 +44,10 @@ async def healthz(request: Request) -> Response:
 
     try:
         await run_in_threadpool(probe)
-    except Exception as exc:
-        return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+    except Exception:
+        # The error text can name the database host and user: it goes to the log only.
+        logger.exception("health check failed", extra={"action": "healthz_failed"})
+        return JSONResponse({"status": "error", "error": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})
 
 
@@ -52,7 +59,7 @@ async def metrics(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(
@@ -84,10 +91,18 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard_routes(),
         ],
-        middleware=[Middleware(MetricsMiddleware, metrics=runtime.metrics)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=runtime.metrics),
+            Middleware(
+                RequestLimits,
+                max_body_bytes=runtime.settings.http.max_body_bytes,
+                read_timeout=runtime.settings.http.read_timeout_seconds,
+            ),
+        ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan or no_lifespan,
     )
     app.state.runtime = runtime
     app.state.webhook_secret = runtime.webhook_secret()
+    app.state.login_throttle = LoginThrottle()
     return app

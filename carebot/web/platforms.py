@@ -7,23 +7,22 @@ be mapped) and ingests every event before answering 2xx.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from carebot.events import Event
-from carebot.exceptions import SourceError
 from carebot.runtime import Runtime
 from carebot.sources import aftership, shopify, woocommerce
 from carebot.sources.signatures import verify_hmac_sha256_base64
 from carebot.store import lookups
 from carebot.web._body import read_body
+from carebot.web._payload import PayloadError, mapped, parse_json
 from carebot.web.state import runtime_of
 from carebot.web.webhooks import bad_request
 
@@ -98,21 +97,14 @@ async def _platform_webhook(
     if secret is None or not verify_hmac_sha256_base64(secret.get_secret_value(), body, signature):
         return _unauthorized(source)
     try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return await bad_request(runtime, source, request, body, f"body is not JSON: {exc}")
-    try:
-        events = mapper(headers, payload)
-    except SourceError as exc:
+        payload: Any = parse_json(body, max_depth=runtime.settings.http.max_json_depth)
+        events = mapped(mapper, headers, payload)
+        delivery = mapped(delivery_id, headers, payload)
+    except PayloadError as exc:
         return await bad_request(runtime, source, request, body, str(exc))
-    except ValidationError as exc:
-        reason = f"payload maps to an invalid event: {exc.errors()[0]['msg']}"
-        return await bad_request(runtime, source, request, body, reason)
     if not events:
         return JSONResponse({"status": "ignored"}, status_code=200)
-    results = await run_in_threadpool(
-        _ingest_all, runtime, events, source, delivery_id(headers, payload)
-    )
+    results = await run_in_threadpool(_ingest_all, runtime, events, source, delivery)
     fresh = [r for r in results if not r[1]]
     return JSONResponse(
         {

@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carebot.exceptions import SourceError
 from carebot.runtime import Runtime
 from carebot.sources import twilio
 from carebot.store import consent, schedule
 from carebot.web._body import read_body
+from carebot.web._payload import PayloadError, mapped, parse_id
 from carebot.web.state import runtime_of
 
 __all__ = ["help_text", "twilio_inbound", "twilio_status"]
@@ -104,18 +104,21 @@ async def twilio_status(request: Request) -> Response:
         return _forbidden()
     runtime = runtime_of(request)
     raw_id = request.query_params.get("notification", "")
-    if not raw_id.isdigit():
+    if not raw_id:
         return JSONResponse({"error": "notification query parameter missing"}, status_code=400)
+    notification_id = parse_id(raw_id)
+    if notification_id is None:
+        return JSONResponse({"error": "no such notification"}, status_code=404)
     try:
-        update = twilio.status_update(params)
-    except SourceError as exc:
+        update = mapped(twilio.status_update, params)
+    except PayloadError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    settled = await run_in_threadpool(_apply_status, runtime, int(raw_id), update)
+    settled = await run_in_threadpool(_apply_status, runtime, notification_id, update)
     logger.info(
         "twilio status",
         extra={
             "action": "twilio_status",
-            "notification_id": int(raw_id),
+            "notification_id": notification_id,
             "provider_status": update.provider_status,
             "settled": settled,
         },
@@ -151,8 +154,8 @@ async def twilio_inbound(request: Request) -> Response:
     if kind == twilio.Reply.HELP:
         return _twiml(help_text(runtime))
     try:
-        event = twilio.inbound_event(params, received_at=runtime.clock.now())
-    except SourceError as exc:
+        event = mapped(twilio.inbound_event, params, received_at=runtime.clock.now())
+    except PayloadError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     await run_in_threadpool(
         runtime.pipeline.ingest, event, source="twilio", delivery_id=params.get("MessageSid")

@@ -1,6 +1,6 @@
 """Email unsubscribe: ``GET /unsubscribe/{token}`` asks, ``POST`` (RFC 8058 one-click) records.
 
-No login: the signed token is the authority (see ``carebot.unsubscribe``). A mail client's
+No login: the random token is the authority (see ``carebot.unsubscribe``). A mail client's
 one-click POST carries ``List-Unsubscribe=One-Click``; the page's own button posts the same.
 A token that does not verify is 404 and changes nothing.
 """
@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from carebot.masking import mask_email
 from carebot.runtime import Runtime
 from carebot.store import consent
-from carebot.unsubscribe import read_token, signing_key
+from carebot.unsubscribe import address_of
 from carebot.web._body import read_body
 from carebot.web.state import runtime_of
 
@@ -44,8 +44,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 def _address(runtime: Runtime, token: str) -> str | None:
     with runtime.db.transaction() as session:
-        key = signing_key(session)
-    return read_token(key, token)
+        return address_of(session, token)
 
 
 def _not_found() -> HTMLResponse:

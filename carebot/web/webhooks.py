@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -12,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from carebot.events import Event, parse_event
-from carebot.exceptions import EventError
 from carebot.runtime import Runtime
 from carebot.store import entities
 from carebot.web._body import read_body
+from carebot.web._payload import PayloadError, mapped, parse_json
 from carebot.web.state import runtime_of
 
 __all__ = ["carebot_webhook"]
@@ -78,12 +77,9 @@ async def carebot_webhook(request: Request) -> Response:
     except Exception:  # every verification failure is the same 401, whatever raised it
         return JSONResponse({"error": "invalid or missing webhook signature"}, status_code=401)
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return await bad_request(runtime, "carebot", request, body, f"body is not JSON: {exc}")
-    try:
-        event = parse_event(data)
-    except EventError as exc:
+        data: Any = parse_json(body, max_depth=runtime.settings.http.max_json_depth)
+        event = mapped(parse_event, data)
+    except PayloadError as exc:
         return await bad_request(runtime, "carebot", request, body, str(exc))
     return await store_event(
         runtime, event, source="carebot", delivery_id=request.headers.get("webhook-id")

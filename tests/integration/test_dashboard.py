@@ -118,8 +118,13 @@ async def test_every_action_is_401_without_a_session(dashboard: Dashboard) -> No
 async def test_a_forged_or_foreign_session_cookie_is_not_a_session(dashboard: Dashboard) -> None:
     await dashboard.login()
     real = dashboard.client.cookies["carebot_session"]
-    issued, ident, mac = real.split(".")
-    for forged in (f"{issued}.{ident}x.{mac}", f"{int(issued) + 1}.{ident}.{mac}", "a.b.c"):
+    issued, generation, ident, mac = real.split(".")
+    for forged in (
+        f"{issued}.{generation}.{ident}x.{mac}",
+        f"{int(issued) + 1}.{generation}.{ident}.{mac}",
+        f"{issued}.{generation}x.{ident}.{mac}",
+        "a.b.c.d",
+    ):
         dashboard.client.cookies.set("carebot_session", forged, path="/dashboard")
         assert (await dashboard.client.get("/dashboard")).status_code == 303, forged
     # A token change logs everybody out: the key is derived from it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from carebot.runtime import Runtime, build_runtime
 from carebot.settings import Settings, SmtpSettings
 from carebot.store import consent
 from carebot.store.models import ConsentRow
-from carebot.unsubscribe import make_token, signing_key
+from carebot.unsubscribe import make_token, signing_key, token_of
 from carebot.web.app import create_app
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -46,6 +47,10 @@ class App:
             return consent.is_opted_out(session, channel=channel, address=address)
 
     def token(self, address: str) -> str:
+        with self.runtime.db.transaction() as session:
+            return token_of(session, address, now=self.runtime.clock.now())
+
+    def old_token(self, address: str) -> str:
         with self.runtime.db.transaction() as session:
             return make_token(signing_key(session), address)
 
@@ -133,11 +138,30 @@ async def test_posting_twice_is_harmless(app: App) -> None:
 )
 async def test_a_bad_token_is_404_and_records_nothing(app: App, method: str, token: str) -> None:
     if token == "forged":
-        good = app.token("me@example.com")
+        good = app.old_token("me@example.com")
         token = make_token(b"not the key", EMAIL).split(".")[0] + "." + good.split(".")[1]
     response = await app.client.request(method, f"/unsubscribe/{token}", data=ONE_CLICK)
     assert response.status_code == 404
     assert app.consents() == []
+
+
+async def test_a_link_from_before_random_tokens_still_unsubscribes(app: App) -> None:
+    response = await app.client.post(f"/unsubscribe/{app.old_token(EMAIL)}", data=ONE_CLICK)
+    assert response.status_code == 200
+    assert app.consents() == [("email", EMAIL, True, "unsubscribe-link")]
+
+
+async def test_a_token_is_random_one_per_address_and_tells_nothing_of_the_address(
+    app: App,
+) -> None:
+    token = app.token(EMAIL)
+    assert app.token(EMAIL.upper()) == token  # one per address, whatever its case
+    assert app.token("li@example.com") != token
+    assert "." not in token
+    decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert b"wang" not in decoded and b"example" not in decoded
+    page = await app.client.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200 and "w***@example.com" in page.text
 
 
 async def test_after_the_one_click_email_stops_but_sms_still_goes(app: App) -> None:
@@ -260,7 +284,7 @@ async def test_the_email_at_the_smtp_server_has_list_unsubscribe_headers_that_wo
         assert (await app.runtime.dispatcher.run_once()).sent == 1
 
         [message] = smtp_server.messages
-        url = str(message["List-Unsubscribe"]).strip("<>")
+        url = str(message["List-Unsubscribe"]).strip().strip("<>")  # unfolded
         assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
         assert url == f"https://care.example.com/unsubscribe/{app.token(EMAIL)}"
         text = message.get_body(preferencelist=("plain",))

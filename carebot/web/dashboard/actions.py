@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -20,13 +22,18 @@ from carebot.disruptions.active import active_disruptions
 from carebot.events import Event, EventType
 from carebot.store import admin
 from carebot.store.history import declared_disruptions
+from carebot.web._payload import parse_id
 from carebot.web.dashboard.session import COOKIE
+from carebot.web.dashboard.throttle import LoginThrottle
 from carebot.web.dashboard.views import (
     PREFIX,
     View,
+    bounded_form,
+    end_all_sessions,
     guarded,
     language_of,
     render,
+    session_generation,
     signer_of,
 )
 from carebot.web.state import runtime_of
@@ -65,20 +72,37 @@ async def login(request: Request) -> Response:
     if signer is None:
         return PlainTextResponse("not found", status_code=404)
     runtime = runtime_of(request)
-    form = await request.form()
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.wait(client, runtime.clock.now())
+    if wait > timedelta(0):
+        # Refused before the form is even read: guessing costs the guesser, not the server.
+        seconds = math.ceil(wait.total_seconds())
+        logger.warning("dashboard login throttled", extra={"action": "dashboard_login_throttled"})
+        return PlainTextResponse(
+            f"too many wrong tokens; try again in {seconds} s",
+            status_code=429,
+            headers={"Retry-After": str(seconds)},
+        )
+    form = await bounded_form(request)
     given = str(form.get("token") or "").encode()
     expected = (runtime.settings.admin_secret or "").encode()
     target = _safe_next(str(form.get("next") or ""))
     if not hmac.compare_digest(given, expected):
-        logger.warning("dashboard login refused", extra={"action": "dashboard_login_refused"})
+        delay = throttle.failed(client, runtime.clock.now())
+        logger.warning(
+            "dashboard login refused",
+            extra={"action": "dashboard_login_refused", "wait_seconds": delay.total_seconds()},
+        )
         context = {"next": target, "wrong": True}
         return render(
             request, "login.html", context, language=language_of(request), status_code=401
         )
+    throttle.succeeded(client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
-        signer.issue(runtime.clock.now()),
+        signer.issue(runtime.clock.now(), await session_generation(runtime)),
         max_age=int(signer.lifetime.total_seconds()),
         path=PREFIX,
         secure=runtime.settings.public_url.startswith("https://"),
@@ -90,7 +114,7 @@ async def login(request: Request) -> Response:
 
 
 async def _checked_form(view: View) -> FormData | Response:
-    form = await view.request.form()
+    form = await bounded_form(view.request)
     signer = signer_of(view.request)
     token = form.get("csrf")
     if signer is None or not signer.csrf_ok(
@@ -103,10 +127,12 @@ async def _checked_form(view: View) -> FormData | Response:
 
 @guarded
 async def logout(view: View) -> Response:
-    """Forget the session cookie."""
+    """End the session on the server (a new session generation) and forget the cookie."""
     form = await _checked_form(view)
     if isinstance(form, Response):
         return form
+    await end_all_sessions(view.runtime)
+    logger.info("dashboard logout", extra={"action": "dashboard_logout"})
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
@@ -116,9 +142,8 @@ async def _change(view: View, action: str) -> Response:
     form = await _checked_form(view)
     if isinstance(form, Response):
         return form
-    try:
-        notification_id = int(view.request.path_params["notification_id"])
-    except ValueError:
+    notification_id = parse_id(view.request.path_params["notification_id"])
+    if notification_id is None:
         return _back(form, "missing")
     change = admin.cancel_notification if action == "cancel" else admin.resend_notification
     runtime = view.runtime

@@ -1,7 +1,10 @@
 """Signed session cookies and session-bound CSRF tokens for the dashboard.
 
-A session is ``<issued unix seconds>.<random id>.<HMAC>``; the key is derived from the admin
-token, so changing the token logs every browser out. The CSRF token of a session is an HMAC of
+A session is ``<issued unix seconds>.<generation>.<random id>.<HMAC>``; the key is derived from
+the admin token, so changing the token logs every browser out. The generation is kept in the
+database (``carebot_meta``, key ``dashboard.session_generation``) and changed by a logout, so a
+cookie stops working on the server the moment its user logs out, in every process (and so does
+every other browser's: they share the one admin token). The CSRF token of a session is an HMAC of
 its random id under a second derived key: forms carry it, and a POST whose token does not match
 its session cookie is refused. Everything is compared in constant time.
 """
@@ -14,9 +17,10 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-__all__ = ["COOKIE", "SessionSigner"]
+__all__ = ["COOKIE", "GENERATION_KEY", "SessionSigner"]
 
 COOKIE = "carebot_session"
+GENERATION_KEY = "dashboard.session_generation"
 
 
 def _mac(key: bytes, message: str) -> str:
@@ -33,18 +37,21 @@ class SessionSigner:
         self._csrf_key = hmac.new(secret, b"carebot dashboard csrf", "sha256").digest()
         self.lifetime = lifetime
 
-    def issue(self, now: datetime) -> str:
-        """A fresh signed session value."""
-        body = f"{int(now.timestamp())}.{secrets.token_urlsafe(16)}"
+    def issue(self, now: datetime, generation: str) -> str:
+        """A fresh signed session value, valid while the session generation is ``generation``."""
+        body = f"{int(now.timestamp())}.{generation}.{secrets.token_urlsafe(16)}"
         return f"{body}.{_mac(self._session_key, body)}"
 
-    def session_id(self, value: str | None, now: datetime) -> str | None:
-        """The session's random id when ``value`` is authentic and not expired, else None."""
-        if not value or value.count(".") != 2:
+    def session_id(self, value: str | None, now: datetime, generation: str) -> str | None:
+        """The session's random id when ``value`` is authentic, of the current ``generation``
+        and not expired, else None."""
+        if not value or value.count(".") != 3:
             return None
-        issued, ident, mac = value.split(".")
-        expected = _mac(self._session_key, f"{issued}.{ident}")
+        issued, issued_generation, ident, mac = value.split(".")
+        expected = _mac(self._session_key, f"{issued}.{issued_generation}.{ident}")
         if not hmac.compare_digest(mac.encode(), expected.encode()):
+            return None
+        if not hmac.compare_digest(issued_generation.encode(), generation.encode()):
             return None
         try:
             age = now.timestamp() - int(issued)

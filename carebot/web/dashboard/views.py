@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,22 +12,28 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from carebot.masking import mask_recipient, mask_text
 from carebot.runtime import Runtime
+from carebot.store import meta
 from carebot.web.dashboard.i18n import Translator, pick_language
-from carebot.web.dashboard.session import COOKIE, SessionSigner
+from carebot.web.dashboard.session import COOKIE, GENERATION_KEY, SessionSigner
 from carebot.web.state import runtime_of
 
 __all__ = [
     "LANG_COOKIE",
     "PREFIX",
     "View",
+    "bounded_form",
+    "end_all_sessions",
     "guarded",
     "language_of",
     "render",
+    "session_generation",
     "signer_of",
 ]
 
@@ -41,6 +48,26 @@ _env = Environment(
 )
 _env.filters["mask"] = lambda value: mask_recipient(value) if value else ""
 _env.filters["mask_text"] = lambda value: mask_text(value) if value else ""
+
+
+def _read_generation(runtime: Runtime) -> str:
+    with runtime.db.transaction() as session:
+        return meta.get(session, GENERATION_KEY) or "0"
+
+
+async def session_generation(runtime: Runtime) -> str:
+    """The current session generation: only cookies issued under it are valid."""
+    return await run_in_threadpool(_read_generation, runtime)
+
+
+async def end_all_sessions(runtime: Runtime) -> None:
+    """Start a new session generation: every cookie issued so far stops working."""
+
+    def bump() -> None:
+        with runtime.db.transaction() as session:
+            meta.put(session, GENERATION_KEY, secrets.token_urlsafe(8))
+
+    await run_in_threadpool(bump)
 
 
 def signer_of(request: Request) -> SessionSigner | None:
@@ -107,6 +134,17 @@ def render(
     return response
 
 
+async def bounded_form(request: Request) -> FormData:
+    """The posted form, parsed within the configured limits (no files; 400 past them).
+
+    The body as a whole is already bounded by ``carebot.web.limits``; these bound the parts.
+    """
+    http = runtime_of(request).settings.http
+    return await request.form(
+        max_files=0, max_fields=http.max_form_fields, max_part_size=http.max_form_part_bytes
+    )
+
+
 Handler = Callable[[View], Awaitable[Response]]
 
 
@@ -119,7 +157,8 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if signer is None:
             return PlainTextResponse("not found", status_code=404)
         runtime = runtime_of(request)
-        session_id = signer.session_id(request.cookies.get(COOKIE), runtime.clock.now())
+        generation = await session_generation(runtime)
+        session_id = signer.session_id(request.cookies.get(COOKIE), runtime.clock.now(), generation)
         if session_id is None:
             if request.method in ("GET", "HEAD"):
                 target = request.url.path
