@@ -1,7 +1,7 @@
 """hardening: random email unsubscribe tokens that do not reveal the address
 
-Revision ID: 0005_hardening
-Revises: 0004
+Revision ID: 0006_hardening
+Revises: 0005_outage
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from carebot.store.types import UTCDateTime
 
-revision = "0005_hardening"
-down_revision = "0004"
+revision = "0006_hardening"
+down_revision = "0005_outage"
 branch_labels = None
 depends_on = None
 
