@@ -50,11 +50,19 @@ def _banner(runtime: object) -> str:
         f"templates: {s.templates_dir}",
         f"  quiet:     {s.quiet_hours} (customer's local time), default zone {s.default_timezone}",
     ]
-    if isinstance(sms, Console):
+    if isinstance(sms, Console) and s.sms.provider == "aliyun":
+        lines.append(
+            "  sms:       console (no Alibaba Cloud credentials: set "
+            "CAREBOT_ALIYUN__ACCESS_KEY_ID, CAREBOT_ALIYUN__ACCESS_KEY_SECRET, "
+            "CAREBOT_ALIYUN__SIGN_NAME)"
+        )
+    elif isinstance(sms, Console):
         lines.append(
             "  sms:       console (no Twilio credentials: set CAREBOT_TWILIO__ACCOUNT_SID, "
             "CAREBOT_TWILIO__AUTH_TOKEN, CAREBOT_TWILIO__FROM_NUMBER)"
         )
+    elif s.sms.provider == "aliyun":
+        lines.append(f"  sms:       aliyun ({s.aliyun.endpoint}, signature {s.aliyun.sign_name})")
     else:
         lines.append(f"  sms:       twilio ({s.twilio.base_url or 'api.twilio.com'})")
     if isinstance(email, Console):
@@ -119,6 +127,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings.templates_dir,
         default_locale=settings.default_locale,
         shop_name=settings.shop_name,
+        sms_provider=settings.sms.provider,
     )
     for problem in problems:
         print(problem)

@@ -279,6 +279,8 @@ class Dispatcher:
             if kind == ChannelKind.SMS
             else None,
             headers=headers,
+            rule_id=row.rule_id,
+            context=context,
         )
         async with self._slots[kind]:
             # The provider's rate limit is waited for while the row is only claimed.

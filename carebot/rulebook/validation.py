@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from carebot.channels._aliyun import param_problem
 from carebot.channels.base import ChannelKind
 from carebot.exceptions import ExpressionError, Problem, TemplateError
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.expressions import compile_condition, render_value
 from carebot.rulebook.loader import LoadResult, RuleSource, read_rules
 from carebot.rulebook.samples import sample_context
-from carebot.rulebook.schema import ChannelChoice, Rule
+from carebot.rulebook.schema import Audience, ChannelChoice, Rule
 from carebot.rulebook.windows import parse_duration
 from carebot.segments import count_segments
 
@@ -32,11 +33,17 @@ def channel_kinds(choice: ChannelChoice) -> tuple[ChannelKind, ...]:
 
 
 def check_rules(
-    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+    rules_dir: Path,
+    templates_dir: Path,
+    *,
+    default_locale: str,
+    shop_name: str | None = None,
+    sms_provider: str = "twilio",
 ) -> tuple[LoadResult, list[Problem]]:
     """Load the rules and check them; the load (for a reload to apply) and every problem.
 
-    ``shop_name`` (the configured one) makes SMS segment counts match what customers get.
+    ``shop_name`` (the configured one) makes SMS segment counts match what customers get;
+    with ``sms_provider`` ``aliyun`` every SMS rule needs its approved template (``send.aliyun``).
     """
     loaded = read_rules(rules_dir)
     problems = set(loaded.problems)
@@ -48,16 +55,58 @@ def check_rules(
         source = loaded.sources[rule.id]
         problems.update(_check_expressions(rule, source))
         problems.update(checker.check(rule, source))
+        if sms_provider == "aliyun":
+            problems.update(_check_aliyun(rule, source))
     return loaded, sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
 
 
 def validate_rules(
-    rules_dir: Path, templates_dir: Path, *, default_locale: str, shop_name: str | None = None
+    rules_dir: Path,
+    templates_dir: Path,
+    *,
+    default_locale: str,
+    shop_name: str | None = None,
+    sms_provider: str = "twilio",
 ) -> list[Problem]:
     """Load the rules and check every condition, delay and template against sample data."""
     return check_rules(
-        rules_dir, templates_dir, default_locale=default_locale, shop_name=shop_name
+        rules_dir,
+        templates_dir,
+        default_locale=default_locale,
+        shop_name=shop_name,
+        sms_provider=sms_provider,
     )[1]
+
+
+def _check_aliyun(rule: Rule, source: RuleSource) -> Iterator[Problem]:
+    """An SMS rule names an approved template whose variables render within the limits."""
+    if rule.audience == Audience.MERCHANT or ChannelKind.SMS not in channel_kinds(
+        rule.send.channel
+    ):
+        return
+    label = f"rule {rule.id!r}"
+    template = rule.send.aliyun
+    if template is None:
+        yield source.at("send").problem(
+            f"{label}: send.aliyun: Alibaba Cloud SMS sends approved templates only; "
+            "name the template CODE and its params (see docs/rules.md, aliyun)"
+        )
+        return
+    for event_type in rule.on:
+        context = sample_context(event_type)
+        for name, value in template.params.items():
+            where = source.at("send", "aliyun", "params", name)
+            try:
+                rendered = render_value(value, context, strict=True)
+            except ExpressionError as exc:
+                yield where.problem(f"{label}: send.aliyun.params.{name}: {exc}")
+                continue
+            reason = param_problem(rendered)
+            if reason is not None:
+                yield where.problem(
+                    f"{label}: send.aliyun.params.{name} {reason} ({event_type} sample: "
+                    f"{rendered[:60]!r})"
+                )
 
 
 def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:
