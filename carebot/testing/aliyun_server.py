@@ -123,8 +123,7 @@ class FakeAliyunServer:
     @property
     def endpoint(self) -> str:
         """``host:port``, for ``CAREBOT_ALIYUN__ENDPOINT`` (with protocol ``http``)."""
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     def script(self, replies: Iterable[Reply]) -> None:
         with self._lock:
