@@ -19,6 +19,7 @@ from carebot.exceptions import CarebotError, EventError, RuleError
 from carebot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from carebot.runtime import Runtime
     from carebot.store.reports import StatusSummary
 
 __all__ = ["main"]
@@ -63,6 +64,12 @@ def _banner(runtime: object) -> str:
         )
     elif s.sms.provider == "aliyun":
         lines.append(f"  sms:       aliyun ({s.aliyun.endpoint}, signature {s.aliyun.sign_name})")
+        unmapped = _rules_without_aliyun_template(runtime)
+        if unmapped:
+            lines.append(
+                f"             {len(unmapped)} SMS rule(s) name no approved template "
+                f"(send.aliyun) and will fail: {', '.join(unmapped)}; see `carebot validate`"
+            )
     else:
         lines.append(f"  sms:       twilio ({s.twilio.base_url or 'api.twilio.com'})")
     if isinstance(email, Console):
@@ -77,6 +84,18 @@ def _banner(runtime: object) -> str:
             "`carebot sign FILE` signs a request with it"
         )
     return "\n".join(lines)
+
+
+def _rules_without_aliyun_template(runtime: Runtime) -> list[str]:
+    from carebot.rulebook.schema import Audience, ChannelChoice
+
+    return [
+        rule.id
+        for rule in runtime.rules().rules
+        if rule.send.aliyun is None
+        and rule.audience != Audience.MERCHANT
+        and rule.send.channel != ChannelChoice.EMAIL
+    ]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
