@@ -37,14 +37,14 @@ def _token_ok(runtime: Runtime, request: Request) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-async def _payload(request: Request, source: str) -> tuple[Runtime, Any] | Response:
+async def _payload(request: Request, source: str) -> tuple[Runtime, bytes, Any] | Response:
     runtime = runtime_of(request)
     if not _token_ok(runtime, request):
         logger.warning("aliyun push refused", extra={"action": "aliyun_unauthorized"})
         return JSONResponse({"code": 403, "msg": "invalid push token"}, status_code=403)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     try:
-        return runtime, json.loads(body)
+        return runtime, body, json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return await bad_request(runtime, source, request, body, f"body is not JSON: {exc}")
 
@@ -73,11 +73,10 @@ async def aliyun_report(request: Request) -> Response:
     got = await _payload(request, "aliyun-report")
     if isinstance(got, Response):
         return got
-    runtime, payload = got
+    runtime, body, payload = got
     try:
         receipts = aliyun_sms.parse_receipts(payload)
     except SourceError as exc:
-        body = json.dumps(payload, ensure_ascii=False).encode()
         return await bad_request(runtime, "aliyun-report", request, body, str(exc))
     settled = await run_in_threadpool(_apply_receipts, runtime, receipts)
     logger.info(
@@ -130,11 +129,10 @@ async def aliyun_up(request: Request) -> Response:
     got = await _payload(request, "aliyun-up")
     if isinstance(got, Response):
         return got
-    runtime, payload = got
+    runtime, body, payload = got
     try:
         replies = aliyun_sms.parse_replies(payload)
     except SourceError as exc:
-        body = json.dumps(payload, ensure_ascii=False).encode()
         return await bad_request(runtime, "aliyun-up", request, body, str(exc))
     await run_in_threadpool(_apply_replies, runtime, replies)
     return JSONResponse(aliyun_sms.ACCEPTED)
