@@ -13,10 +13,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from alibabacloud_dysmsapi20170525.client import Client
-from alibabacloud_dysmsapi20170525.models import SendSmsRequest
+from alibabacloud_dysmsapi20170525.models import QuerySendDetailsRequest, SendSmsRequest
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from alibabacloud_tea_openapi.exceptions import ThrottlingException as SdkThrottling
 from alibabacloud_tea_openapi.utils_models import Config
@@ -36,6 +39,12 @@ if TYPE_CHECKING:
 __all__ = ["AliyunSMS", "aliyun_number"]
 
 logger = logging.getLogger(__name__)
+
+# QuerySendDetails takes one day (China time) per query; an earlier attempt is looked for on
+# the day it was planned and the next LOOKUP_DAYS - 1 days (retries end at not_after).
+CHINA = ZoneInfo("Asia/Shanghai")
+LOOKUP_DAYS = 3
+LOOKUP_PAGE = 50
 
 
 def aliyun_number(e164: str) -> str:
@@ -97,6 +106,33 @@ class AliyunSMS(Channel):
         )
         return receipt
 
+    async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
+        """The earlier attempt of ``message`` if Alibaba Cloud has it, found by ``OutId``."""
+        async with self._semaphore:
+            return await asyncio.to_thread(self._find_blocking, message, since)
+
+    def _find_blocking(self, message: OutboundMessage, since: datetime) -> SendReceipt | None:
+        wanted = str(message.notification_id)
+        first = since.astimezone(CHINA).date()
+        for offset in range(LOOKUP_DAYS):
+            request = QuerySendDetailsRequest(
+                phone_number=aliyun_number(message.to),
+                send_date=(first + timedelta(days=offset)).strftime("%Y%m%d"),
+                page_size=LOOKUP_PAGE,
+                current_page=1,
+            )
+            query = self._client.query_send_details_with_options
+            body = self._call(partial(query, request, self._runtime)).body
+            if body is None or body.code != "OK":
+                raise ChannelError(
+                    f"aliyun lookup failed: {body.code if body else 'no body'}", retryable=True
+                )
+            dtos = body.sms_send_detail_dtos
+            for detail in (dtos.sms_send_detail_dto if dtos else None) or []:
+                if str(detail.out_id) == wanted:
+                    return SendReceipt(provider_id=None, status="accepted")
+        return None
+
     def _request(self, message: OutboundMessage) -> SendSmsRequest:
         """The ``SendSms`` request for ``message``; a missing or broken mapping is permanent."""
         rule = self._rules().rule(message.rule_id) if message.rule_id else None
@@ -124,8 +160,23 @@ class AliyunSMS(Channel):
         )
 
     def _send_blocking(self, request: SendSmsRequest) -> SendReceipt:
+        response = self._call(partial(self._client.send_sms_with_options, request, self._runtime))
+        body = response.body
+        if body is None:
+            raise ChannelError("aliyun answered without a body", retryable=True)
+        if body.code != "OK":
+            raise error_for_code(
+                str(body.code),
+                mask_text(str(body.message or "")),
+                throttle_wait=self._settings.throttle_retry_seconds,
+            )
+        return SendReceipt(provider_id=body.biz_id, status="accepted")
+
+    @staticmethod
+    def _call(request: Callable[[], Any]) -> Any:
+        """One SDK call; its exceptions become ``ChannelError``."""
         try:
-            response = self._client.send_sms_with_options(request, self._runtime)
+            return request()
         except SdkThrottling as exc:
             raise ChannelError(
                 f"aliyun {exc.code}: {mask_text(str(exc.message))}",
@@ -143,16 +194,6 @@ class AliyunSMS(Channel):
             raise ChannelError(
                 f"aliyun request failed: {type(cause).__name__}", retryable=True
             ) from exc
-        body = response.body
-        if body is None:
-            raise ChannelError("aliyun answered without a body", retryable=True)
-        if body.code != "OK":
-            raise error_for_code(
-                str(body.code),
-                mask_text(str(body.message or "")),
-                throttle_wait=self._settings.throttle_retry_seconds,
-            )
-        return SendReceipt(provider_id=body.biz_id, status="accepted")
 
 
 def _http_error(exc: ClientException | ServerException) -> ChannelError:

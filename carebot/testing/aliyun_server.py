@@ -1,4 +1,4 @@
-"""A local Alibaba Cloud SMS API (dysmsapi 2017-05-25, ``SendSms``), for tests.
+"""A local Alibaba Cloud SMS API (dysmsapi 2017-05-25: SendSms, QuerySendDetails) for tests.
 
 It speaks the RPC-style API as the official SDK calls it: ``POST /`` with the action in
 ``x-acs-action`` and the parameters in the query string, signed with ACS3-HMAC-SHA256 (the
@@ -25,10 +25,12 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
@@ -41,6 +43,7 @@ __all__ = [
 DEFAULT_ACCESS_KEY_ID = "LTAI5tCarebotTestKey"
 DEFAULT_ACCESS_KEY_SECRET = "carebot-test-secret"
 ALGORITHM = "ACS3-HMAC-SHA256"
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class FakeAliyunServer:
         self._requests: list[dict[str, str]] = []
         self._answers: list[str] = []
         self._nonces: set[str] = set()
+        self.lookups = 0
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -133,7 +137,7 @@ class FakeAliyunServer:
     def requests(self) -> list[dict[str, str]]:
         """The parameters of every correctly signed ``SendSms``, in arrival order."""
         with self._lock:
-            return [dict(r) for r in self._requests]
+            return [{k: v for k, v in r.items() if k != "_sent_at"} for r in self._requests]
 
     @property
     def answers(self) -> list[str]:
@@ -145,8 +149,8 @@ class FakeAliyunServer:
     def accepted(self) -> list[dict[str, str]]:
         """The requests answered ``OK``."""
         with self._lock:
-            signed = [a for a in self._answers if a not in _AUTH_CODES]
-            return [r for r, a in zip(self._requests, signed, strict=True) if a == "OK"]
+            pairs = zip(self._requests, self._signed_answers(), strict=True)
+            return [{k: v for k, v in r.items() if k != "_sent_at"} for r, a in pairs if a == "OK"]
 
     def wait_for(self, count: int, timeout: float = 5.0, *, accepted: bool = False) -> bool:
         deadline = time.monotonic() + timeout
@@ -185,9 +189,40 @@ class FakeAliyunServer:
             self._nonces.add(nonce)
         return None
 
+    def _details(self, query: dict[str, str]) -> dict[str, Any]:
+        """``QuerySendDetails``: the accepted messages to one number on one day (China time)."""
+        with self._lock:
+            self.lookups += 1
+            found = [
+                {
+                    "PhoneNum": r["PhoneNumbers"],
+                    "SendStatus": 1,  # 1 waiting for the receipt, 2 failed, 3 delivered
+                    "ErrCode": "",
+                    "TemplateCode": r["TemplateCode"],
+                    "Content": "",
+                    "SendDate": r["_sent_at"],
+                    "ReceiveDate": "",
+                    "OutId": r.get("OutId", ""),
+                }
+                for r, answer in zip(self._requests, self._signed_answers(), strict=True)
+                if answer == "OK"
+                and r["PhoneNumbers"] == query.get("PhoneNumber")
+                and r["_sent_at"][:10].replace("-", "") == query.get("SendDate")
+            ]
+        return {
+            "Code": "OK",
+            "Message": "OK",
+            "TotalCount": len(found),
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": found},
+        }
+
+    def _signed_answers(self) -> list[str]:
+        return [a for a in self._answers if a not in _AUTH_CODES]
+
     def _answer(self, params: dict[str, str]) -> Reply:
         with self._lock:
-            self._requests.append(params)
+            sent_at = datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+            self._requests.append({**params, "_sent_at": sent_at})
             reply = self._script.popleft() if self._script else Reply()
             if reply.code == "OK":
                 reply = _checked(params) or reply
@@ -248,7 +283,11 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._answers.append(code)
             self._json(status, {"Code": code, "Message": message})
             return
-        if headers.get("x-acs-action") != "SendSms":
+        action = headers.get("x-acs-action")
+        if action == "QuerySendDetails":
+            self._json(200, fake._details(dict(query)))
+            return
+        if action != "SendSms":
             self._json(404, {"Code": "InvalidAction.NotFound", "Message": "Unknown action."})
             return
         reply = fake._answer(dict(query))

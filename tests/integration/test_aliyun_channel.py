@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,3 +159,22 @@ def test_the_provider_setting_picks_the_sms_channel(aliyun: FakeAliyunServer) ->
         rules=lambda: RULEBOOK,
     )
     assert isinstance(unconfigured[ChannelKind.SMS], Console)
+
+
+async def test_a_send_that_timed_out_is_found_at_alibaba_cloud_before_a_retry(
+    aliyun: FakeAliyunServer,
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    aliyun.script([Reply(delay=2)])  # Alibaba Cloud takes it but answers too late
+    channel = AliyunSMS(settings=settings(aliyun, timeout_seconds=0.5), rules=lambda: RULEBOOK)
+    with pytest.raises(ChannelError) as caught:
+        await channel.send(message())
+    assert caught.value.retryable
+    assert aliyun.wait_for(1, accepted=True)
+    found = await channel.find_sent(message(), since=since)
+    assert found is not None
+    other = OutboundMessage(
+        notification_id=43, kind=ChannelKind.SMS, to="+8613800138000", body="…", rule_id="shipped"
+    )
+    assert await channel.find_sent(other, since=since) is None
+    assert aliyun.lookups >= 2
