@@ -86,7 +86,7 @@ class AliyunTemplate(_Strict):
     """An approved Alibaba Cloud template: its CODE and how each ``${variable}`` is filled."""
 
     code: str = Field(pattern=r"^SMS_[0-9]+$")
-    # Variable name → a Jinja2 template over the event context ("{{ order.number }}").
+    # Variable name → a Jinja2 template over the event context ("{{ order.id }}").
     params: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("params")

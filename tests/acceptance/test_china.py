@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from carebot.testing.aliyun_server import (
     Reply,
 )
 
-from .conftest import wait_until
+from .conftest import REPO, wait_until
 
 TOKEN = "push-token-7f3a"
 
@@ -34,7 +37,7 @@ rules:
       template: shipped
       aliyun:
         code: SMS_465120001
-        params: {name: "{{ customer.name }}", order: "{{ order.number or order.id }}"}
+        params: {name: "{{ customer.name }}", order: "{{ order.id }}"}
     once_per: shipment
   - id: arrived-in-city
     on: shipment.updated
@@ -44,7 +47,7 @@ rules:
       template: arrived_in_city
       aliyun:
         code: SMS_465120002
-        params: {order: "{{ order.number or order.id }}", city: "{{ shipping_address.city }}"}
+        params: {order: "{{ order.id }}", city: "{{ shipping_address.city }}"}
     once_per: shipment
   - id: out-for-delivery
     on: shipment.updated
@@ -52,13 +55,13 @@ rules:
     send:
       channel: sms
       template: out_for_delivery
-      aliyun: {code: SMS_465120003, params: {order: "{{ order.number or order.id }}"}}
+      aliyun: {code: SMS_465120003, params: {order: "{{ order.id }}"}}
   - id: delivered
     on: order.delivered
     send:
       channel: sms
       template: delivered
-      aliyun: {code: SMS_465120004, params: {order: "{{ order.number or order.id }}"}}
+      aliyun: {code: SMS_465120004, params: {order: "{{ order.id }}"}}
 """
 
 
@@ -219,3 +222,30 @@ def test_pushes_with_a_wrong_sign_or_token_are_refused_and_nothing_is_stored(
         assert broken.status_code == 400
         assert broken.json()["result"] is False
         assert daemon.query("SELECT count(*) FROM rejected_payloads") == [(1,)]
+
+
+def _validate(rules_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "carebot", "validate", str(rules_dir)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**clean, **env},
+        timeout=120,
+    )
+
+
+def test_validate_with_aliyun_names_every_sms_rule_without_an_approved_template(
+    tmp_path: Path,
+) -> None:
+    sample = _validate(REPO / "rules", CAREBOT_SMS__PROVIDER="aliyun")
+    assert sample.returncode == 1
+    unmapped = [line for line in sample.stdout.splitlines() if "send.aliyun" in line]
+    assert unmapped and all(line.startswith(str(REPO / "rules")) for line in unmapped)
+    assert any("rule 'shipped'" in line for line in unmapped)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "china.yaml").write_text(RULES, encoding="utf-8")
+    mapped = _validate(rules, CAREBOT_SMS__PROVIDER="aliyun")
+    assert mapped.returncode == 0, mapped.stdout + mapped.stderr
