@@ -19,6 +19,7 @@ from carebot.exceptions import CarebotError, EventError, RuleError
 from carebot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from carebot.runtime import Runtime
     from carebot.store.reports import StatusSummary
 
 __all__ = ["main"]
@@ -50,11 +51,25 @@ def _banner(runtime: object) -> str:
         f"templates: {s.templates_dir}",
         f"  quiet:     {s.quiet_hours} (customer's local time), default zone {s.default_timezone}",
     ]
-    if isinstance(sms, Console):
+    if isinstance(sms, Console) and s.sms.provider == "aliyun":
+        lines.append(
+            "  sms:       console (no Alibaba Cloud credentials: set "
+            "CAREBOT_ALIYUN__ACCESS_KEY_ID, CAREBOT_ALIYUN__ACCESS_KEY_SECRET, "
+            "CAREBOT_ALIYUN__SIGN_NAME)"
+        )
+    elif isinstance(sms, Console):
         lines.append(
             "  sms:       console (no Twilio credentials: set CAREBOT_TWILIO__ACCOUNT_SID, "
             "CAREBOT_TWILIO__AUTH_TOKEN, CAREBOT_TWILIO__FROM_NUMBER)"
         )
+    elif s.sms.provider == "aliyun":
+        lines.append(f"  sms:       aliyun ({s.aliyun.endpoint}, signature {s.aliyun.sign_name})")
+        unmapped = _rules_without_aliyun_template(runtime)
+        if unmapped:
+            lines.append(
+                f"             {len(unmapped)} SMS rule(s) name no approved template "
+                f"(send.aliyun) and will fail: {', '.join(unmapped)}; see `carebot validate`"
+            )
     else:
         lines.append(f"  sms:       twilio ({s.twilio.base_url or 'api.twilio.com'})")
     if isinstance(email, Console):
@@ -69,6 +84,18 @@ def _banner(runtime: object) -> str:
             "`carebot sign FILE` signs a request with it"
         )
     return "\n".join(lines)
+
+
+def _rules_without_aliyun_template(runtime: Runtime) -> list[str]:
+    from carebot.rulebook.schema import Audience, ChannelChoice
+
+    return [
+        rule.id
+        for rule in runtime.rules().rules
+        if rule.send.aliyun is None
+        and rule.audience != Audience.MERCHANT
+        and rule.send.channel != ChannelChoice.EMAIL
+    ]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -123,6 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shop_name=settings.shop_name,
         limits=RuleLimits(**settings.rules.model_dump()),
         render=RenderLimits(**settings.render.model_dump()),
+        sms_provider=settings.sms.provider,
     )
     for problem in problems:
         print(problem)

@@ -57,6 +57,7 @@ class Daemon:
             templates_dir=runtime.settings.templates_dir,
             default_locale=runtime.settings.default_locale,
             shop_name=runtime.settings.shop_name,
+            sms_provider=runtime.settings.sms.provider,
             now=runtime.clock.now,
         )
 

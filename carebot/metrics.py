@@ -212,6 +212,12 @@ METERED_ROUTES = {
     "/webhooks/aftership": "aftership",
     "/twilio/status": "twilio_status",
     "/twilio/inbound": "twilio_inbound",
+    "/webhooks/kuaidi100": "kuaidi100",
+}
+# Routes whose last path segment is a secret token: labelled by their fixed prefix.
+METERED_PREFIXES = {
+    "/aliyun/sms/report/": "aliyun_report",
+    "/aliyun/sms/up/": "aliyun_up",
 }
 # Any other path under the metered prefixes (a 404, a probe) counts under this one label.
 UNKNOWN_ROUTE = "unknown"
@@ -235,10 +241,13 @@ class MetricsMiddleware:
         send: Callable[[Any], Awaitable[None]],
     ) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(("/webhooks/", "/twilio/")):
+        if scope["type"] != "http" or not path.startswith(("/webhooks/", "/twilio/", "/aliyun/")):
             await self.app(scope, receive, send)
             return
-        source = METERED_ROUTES.get(path.rstrip("/"), UNKNOWN_ROUTE)
+        source = METERED_ROUTES.get(path.rstrip("/")) or next(
+            (label for prefix, label in METERED_PREFIXES.items() if path.startswith(prefix)),
+            UNKNOWN_ROUTE,
+        )
         status = 500
 
         async def record(message: Any) -> None:

@@ -116,6 +116,9 @@ def build_context(
     if isinstance(extra.get("restock"), dict):
         # What the restock watcher worked out: run-out date, order-by date, the product.
         context["restock"] = dict(extra["restock"])
+    if isinstance(extra.get("checkpoint"), dict):
+        # A tracking source's newest carrier scan (where, what, whether in the customer's city).
+        context["checkpoint"] = dict(extra["checkpoint"])
     if event.feedback is not None:
         context["feedback"] = dict(event.feedback)
     return context

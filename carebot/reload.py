@@ -69,6 +69,7 @@ class RulesReloader:
         templates_dir: Path,
         default_locale: str,
         shop_name: str | None = None,
+        sms_provider: str = "twilio",
         now: Callable[[], datetime],
     ) -> None:
         self.rules = rules
@@ -77,6 +78,8 @@ class RulesReloader:
         self.templates_dir = templates_dir
         self.default_locale = default_locale
         self.shop_name = shop_name
+        # With Alibaba Cloud, an edit that leaves an SMS rule without its template is refused.
+        self.sms_provider = sms_provider
         self.now = now
         self._seen = snapshot(rules.rules_dir, templates_dir)
 
@@ -94,6 +97,7 @@ class RulesReloader:
             shop_name=self.shop_name,
             limits=self.rules.limits,
             render=self.renderer.limits,
+            sms_provider=self.sms_provider,
         )
         if problems:
             self.rules.last_error = RuleError(problems)

@@ -94,7 +94,7 @@ def _guarded(
     Virtual-time replays (``simulate``) are not rate limited: waiting there would be real time.
     """
     rate = (
-        settings.twilio.rate_per_second
+        settings.sms_rate_per_second
         if channel.kind == ChannelKind.SMS
         else settings.smtp.rate_per_second
     )
@@ -160,7 +160,7 @@ def build_runtime(
     )
     planner = Planner(policy=planning_policy(settings))
     pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)
-    channels = channels if channels is not None else build_channels(settings)
+    channels = channels if channels is not None else build_channels(settings, rules=rules)
     metrics = Metrics(db=db, clock=clock)
     dispatcher = Dispatcher(
         db=db,
@@ -177,7 +177,7 @@ def build_runtime(
         quiet_hours=settings.quiet_hours,
         caps=settings.caps,
         concurrency={
-            ChannelKind.SMS: settings.twilio.concurrency,
+            ChannelKind.SMS: settings.sms_concurrency,
             ChannelKind.EMAIL: settings.smtp.concurrency,
         },
         inline_db=inline_db,

@@ -14,12 +14,14 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "AliyunSettings",
     "CapSettings",
     "DispatchSettings",
     "HttpSettings",
     "RenderSettings",
     "RulesSettings",
     "Settings",
+    "SmsSettings",
     "SmtpSettings",
     "TwilioSettings",
     "WatcherSettings",
@@ -88,6 +90,38 @@ class TwilioSettings(BaseModel):
         return bool(self.account_sid and self.auth_token and self.from_number)
 
 
+class SmsSettings(BaseModel):
+    """Which provider carries the SMS channel (its own group holds its credentials)."""
+
+    provider: Literal["twilio", "aliyun"] = "twilio"
+
+
+class AliyunSettings(BaseModel):
+    """Alibaba Cloud SMS (阿里云短信): an AccessKey, the approved signature, the endpoint."""
+
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    # The approved 短信签名, shown as 【…】 before every message.
+    sign_name: str | None = None
+    region_id: str = "cn-hangzhou"
+    # Alibaba Cloud's own endpoint by default; host:port of a test server otherwise.
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    # Messages per second from every carebot process together; None: no limit.
+    rate_per_second: float | None = Field(default=None, gt=0)
+    # How long to wait after per-number flow control (isv.BUSINESS_LIMIT_CONTROL) before retrying.
+    throttle_retry_seconds: float = Field(default=60.0, gt=0)
+    # The secret path segment of the receipt and reply push URLs
+    # (/aliyun/sms/report/{token}, /aliyun/sms/up/{token}); the routes refuse all without it.
+    callback_token: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.access_key_id and self.access_key_secret and self.sign_name)
+
+
 class SmtpSettings(BaseModel):
     host: str | None = None
     port: int = Field(default=587, ge=1, le=65535)
@@ -109,6 +143,8 @@ class WebhookSettings(BaseModel):
     shopify_secret: SecretStr | None = None
     woocommerce_secret: SecretStr | None = None
     aftership_secret: SecretStr | None = None
+    # The salt given when subscribing a parcel at 快递100: a push is signed MD5(param + salt).
+    kuaidi100_salt: SecretStr | None = None
 
 
 class DispatchSettings(BaseModel):
@@ -188,7 +224,9 @@ class Settings(BaseSettings):
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
     log_format: Literal["text", "json"] = "text"
     http: HttpSettings = Field(default_factory=HttpSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    aliyun: AliyunSettings = Field(default_factory=AliyunSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
@@ -224,6 +262,20 @@ class Settings(BaseSettings):
         if value.strip().lower() != "none":
             parse_window(value)
         return value
+
+    @property
+    def sms_rate_per_second(self) -> float | None:
+        """The configured SMS provider's shared rate limit."""
+        if self.sms.provider == "aliyun":
+            return self.aliyun.rate_per_second
+        return self.twilio.rate_per_second
+
+    @property
+    def sms_concurrency(self) -> int:
+        """How many sends the configured SMS provider may have in flight."""
+        if self.sms.provider == "aliyun":
+            return self.aliyun.concurrency
+        return self.twilio.concurrency
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = ["Channel", "ChannelKind", "ChannelWrapper", "OutboundMessage", "SendReceipt"]
 
@@ -30,6 +32,10 @@ class OutboundMessage:
     # Twilio: where delivery receipts for this message go (it names the notification).
     status_callback: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The rule that planned it and the context it was rendered with, for a provider that
+    # sends from its own approved templates (Alibaba Cloud) rather than from ``body``.
+    rule_id: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -307,6 +307,8 @@ class Dispatcher:
             if kind == ChannelKind.SMS
             else None,
             headers=headers,
+            rule_id=row.rule_id,
+            context=context,
         )
         channel = self.channels[kind]
         async with self._slots[kind]:

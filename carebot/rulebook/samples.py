@@ -195,6 +195,18 @@ def sample_context(event_type: str, *, locale: str | None = None) -> dict[str, A
         context["disruption"] = base["disruption"]
     if event_type == "feedback.received":
         context["feedback"] = base["feedback"]
+    if event_type == "shipment.updated":
+        # Tracking sources attach their newest checkpoint (see carebot/sources/kuaidi100.py).
+        context["checkpoint"] = {
+            "time": "2026-11-21T07:40:00+08:00",
+            "description": "快件已到达【杭州萧山集散中心】",
+            "area": "浙江省,杭州市,萧山区",
+            "state": "1001",
+            "state_name": "到达派件城市",
+            "carrier_code": "shunfeng",
+            "signed": False,
+            "in_customer_city": True,
+        }
     if event_type in ("restock.due", "disruption.stock_up"):
         # Watchers attach it as the event's ``restock`` field (see carebot/watchers/restock.py).
         context["restock"] = base["restock"]

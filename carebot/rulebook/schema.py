@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import re
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from carebot.events import EVENT_TYPES
 from carebot.rulebook.windows import DailyWindow, parse_duration, parse_window
 
 __all__ = [
+    "AliyunTemplate",
     "Audience",
     "ChannelChoice",
     "DedupeScope",
@@ -75,9 +77,40 @@ def _check_event_type(value: str) -> str:
     return value
 
 
+# Alibaba Cloud's variable names: a letter first, then letters, digits and underscores, at most
+# 25 characters, and none of the names it reserves (its template guidelines, "变量名称").
+ALIYUN_RESERVED_NAMES = frozenset({"email", "mobile", "id", "nick", "site"})
+
+
+class AliyunTemplate(_Strict):
+    """An approved Alibaba Cloud template: its CODE and how each ``${variable}`` is filled."""
+
+    code: str = Field(pattern=r"^SMS_[0-9]+$")
+    # Variable name → a Jinja2 template over the event context ("{{ order.id }}").
+    params: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ALIYUN_VARIABLE.match(name):
+                raise ValueError(
+                    f"variable {name!r}: a letter, then letters, digits or _ (at most 25)"
+                )
+            if name.lower() in ALIYUN_RESERVED_NAMES:
+                raise ValueError(f"variable {name!r} is a name Alibaba Cloud does not allow")
+        return value
+
+
+_ALIYUN_VARIABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,24}$")
+
+
 class SendSpec(_Strict):
     channel: ChannelChoice = ChannelChoice.PREFERRED
     template: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    # The approved template that carries this rule's SMS when the SMS provider is Alibaba Cloud
+    # (its SMS are sent from approved templates, never as free text).
+    aliyun: AliyunTemplate | None = None
 
 
 class Rule(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from carebot.channels._aliyun import param_problem
 from carebot.channels.base import ChannelKind
 from carebot.exceptions import ExpressionError, Problem, TemplateError
 from carebot.rendering import TemplateRenderer
@@ -17,7 +18,7 @@ from carebot.rulebook.loader import (
     read_rules,
 )
 from carebot.rulebook.samples import sample_context
-from carebot.rulebook.schema import ChannelChoice, Rule
+from carebot.rulebook.schema import Audience, ChannelChoice, Rule
 from carebot.rulebook.windows import parse_duration
 from carebot.sandbox import DEFAULT_RENDER_LIMITS, RenderLimits
 from carebot.segments import count_segments
@@ -46,10 +47,12 @@ def check_rules(
     shop_name: str | None = None,
     limits: RuleLimits = DEFAULT_RULE_LIMITS,
     render: RenderLimits = DEFAULT_RENDER_LIMITS,
+    sms_provider: str = "twilio",
 ) -> tuple[LoadResult, list[Problem]]:
     """Load the rules and check them; the load (for a reload to apply) and every problem.
 
-    ``shop_name`` (the configured one) makes SMS segment counts match what customers get.
+    ``shop_name`` (the configured one) makes SMS segment counts match what customers get;
+    with ``sms_provider`` ``aliyun`` every SMS rule needs its approved template (``send.aliyun``).
     """
     loaded = read_rules(rules_dir, limits=limits)
     problems = set(loaded.problems)
@@ -61,6 +64,8 @@ def check_rules(
         source = loaded.sources[rule.id]
         problems.update(_check_expressions(rule, source))
         problems.update(checker.check(rule, source))
+        if sms_provider == "aliyun":
+            problems.update(_check_aliyun(rule, source))
     return loaded, sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
 
 
@@ -72,6 +77,7 @@ def validate_rules(
     shop_name: str | None = None,
     limits: RuleLimits = DEFAULT_RULE_LIMITS,
     render: RenderLimits = DEFAULT_RENDER_LIMITS,
+    sms_provider: str = "twilio",
 ) -> list[Problem]:
     """Load the rules and check every condition, delay and template against sample data."""
     return check_rules(
@@ -81,7 +87,39 @@ def validate_rules(
         shop_name=shop_name,
         limits=limits,
         render=render,
+        sms_provider=sms_provider,
     )[1]
+
+
+def _check_aliyun(rule: Rule, source: RuleSource) -> Iterator[Problem]:
+    """An SMS rule names an approved template whose variables render within the limits."""
+    if rule.audience == Audience.MERCHANT or ChannelKind.SMS not in channel_kinds(
+        rule.send.channel
+    ):
+        return
+    label = f"rule {rule.id!r}"
+    template = rule.send.aliyun
+    if template is None:
+        yield source.at("send").problem(
+            f"{label}: send.aliyun: Alibaba Cloud SMS sends approved templates only; "
+            "name the template CODE and its params (see docs/rules.md, aliyun)"
+        )
+        return
+    for event_type in rule.on:
+        context = sample_context(event_type)
+        for name, value in template.params.items():
+            where = source.at("send", "aliyun", "params", name)
+            try:
+                rendered = render_value(value, context, strict=True)
+            except ExpressionError as exc:
+                yield where.problem(f"{label}: send.aliyun.params.{name}: {exc}")
+                continue
+            reason = param_problem(rendered)
+            if reason is not None:
+                yield where.problem(
+                    f"{label}: send.aliyun.params.{name} {reason} ({event_type} sample: "
+                    f"{rendered[:60]!r})"
+                )
 
 
 def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:

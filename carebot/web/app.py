@@ -21,8 +21,10 @@ from carebot import __version__
 from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
 from carebot.web.admin import cancel, consents, notifications, resend
+from carebot.web.aliyun_callbacks import aliyun_report, aliyun_up
 from carebot.web.dashboard import routes as dashboard_routes
 from carebot.web.dashboard.throttle import LoginThrottle
+from carebot.web.kuaidi100 import kuaidi100_webhook
 from carebot.web.limits import RequestLimits
 from carebot.web.platforms import aftership_webhook, shopify_webhook, woocommerce_webhook
 from carebot.web.state import runtime_of
@@ -81,6 +83,10 @@ def create_app(
             Route("/webhooks/aftership", aftership_webhook, methods=["POST"]),
             Route("/twilio/status", twilio_status, methods=["POST"]),
             Route("/twilio/inbound", twilio_inbound, methods=["POST"]),
+            # China: 快递100 tracking pushes, Alibaba Cloud SMS receipts and replies.
+            Route("/webhooks/kuaidi100", kuaidi100_webhook, methods=["POST"]),
+            Route("/aliyun/sms/report/{token}", aliyun_report, methods=["POST"]),
+            Route("/aliyun/sms/up/{token}", aliyun_up, methods=["POST"]),
             Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe_confirm, methods=["POST"]),
             Route("/api/consents", consents, methods=["POST"]),

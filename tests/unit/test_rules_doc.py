@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from carebot.rulebook.schema import (
+    AliyunTemplate,
     Disruption,
     FeedbackCategory,
     ProductMatch,
@@ -24,6 +25,7 @@ _ROW_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|")
 SECTIONS: dict[str, type[BaseModel]] = {
     "Rule keys": Rule,
     "send": SendSpec,
+    "aliyun": AliyunTemplate,
     "Product keys": ProductProfile,
     "match": ProductMatch,
     "Disruption keys": Disruption,

@@ -1,0 +1,138 @@
+"""Alibaba Cloud SMS pushes: receipts at ``/aliyun/sms/report/{token}``, replies at ``/up/{token}``.
+
+Alibaba Cloud's HTTP push does not sign its requests, so the push URLs carry a secret token
+(``CAREBOT_ALIYUN__CALLBACK_TOKEN``); a wrong or unset one is 403. Each push is applied, then
+answered ``{"code": 0, "msg": "成功"}`` as Alibaba Cloud expects; a body that is not a push is
+400 (and kept), which Alibaba Cloud pushes again later.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from carebot.exceptions import SourceError
+from carebot.runtime import Runtime
+from carebot.sources import aliyun_sms, twilio
+from carebot.store import consent, entities, schedule
+from carebot.web._body import read_body
+from carebot.web.state import runtime_of
+from carebot.web.webhooks import bad_request
+
+__all__ = ["aliyun_report", "aliyun_up"]
+
+logger = logging.getLogger(__name__)
+
+
+def _token_ok(runtime: Runtime, request: Request) -> bool:
+    configured = runtime.settings.aliyun.callback_token
+    expected = configured.get_secret_value() if configured is not None else ""
+    given = str(request.path_params.get("token", ""))
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def _payload(request: Request, source: str) -> tuple[Runtime, bytes, Any] | Response:
+    runtime = runtime_of(request)
+    if not _token_ok(runtime, request):
+        logger.warning("aliyun push refused", extra={"action": "aliyun_unauthorized"})
+        return JSONResponse({"code": 403, "msg": "invalid push token"}, status_code=403)
+    body = await read_body(request, runtime.settings.http.max_body_bytes)
+    try:
+        return runtime, body, json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return await bad_request(runtime, source, request, body, f"body is not JSON: {exc}")
+
+
+def _apply_receipts(runtime: Runtime, receipts: list[aliyun_sms.Receipt]) -> int:
+    now = runtime.clock.now()
+    settled = 0
+    with runtime.db.transaction() as session:
+        for receipt in receipts:
+            if receipt.notification_id is None:
+                continue
+            settled += schedule.settle_from_provider(
+                session,
+                notification_id=receipt.notification_id,
+                status=receipt.status,
+                provider_id=receipt.provider_id,
+                provider_status=receipt.provider_status,
+                reason=receipt.reason,
+                now=now,
+            )
+    return settled
+
+
+async def aliyun_report(request: Request) -> Response:
+    """``POST /aliyun/sms/report/{token}``: SmsReport, the delivery receipts."""
+    got = await _payload(request, "aliyun-report")
+    if isinstance(got, Response):
+        return got
+    runtime, body, payload = got
+    try:
+        receipts = aliyun_sms.parse_receipts(payload)
+    except SourceError as exc:
+        return await bad_request(runtime, "aliyun-report", request, body, str(exc))
+    settled = await run_in_threadpool(_apply_receipts, runtime, receipts)
+    logger.info(
+        "aliyun receipts",
+        extra={"action": "aliyun_report", "receipts": len(receipts), "settled": settled},
+    )
+    return JSONResponse(aliyun_sms.ACCEPTED)
+
+
+def _apply_keyword(runtime: Runtime, reply: aliyun_sms.Reply, *, opted_out: bool) -> bool:
+    """Record the reply once (by ``sequence_id``) and change consent with it; False if seen.
+
+    Keyword → consent is the same decision as Twilio's inbound route (``twilio.classify_reply``
+    and ``consent.set_consent``); this is the one place this module makes it.
+    """
+    now = runtime.clock.now()
+    event = aliyun_sms.reply_event(reply, received_at=now)
+    with runtime.db.transaction() as session:
+        if not entities.record_event(
+            session, event, source="aliyun", received_at=now, delivery_id=reply.sequence_id
+        ):
+            return False
+        consent.set_consent(
+            session,
+            channel="sms",
+            address=reply.sender,
+            opted_out=opted_out,
+            source="aliyun:inbound",
+            now=now,
+        )
+    return True
+
+
+def _apply_replies(runtime: Runtime, replies: list[aliyun_sms.Reply]) -> None:
+    for reply in replies:
+        kind = twilio.classify_reply(reply.body)
+        if kind in (twilio.Reply.OPT_OUT, twilio.Reply.OPT_IN):
+            opted_out = kind == twilio.Reply.OPT_OUT
+            if _apply_keyword(runtime, reply, opted_out=opted_out):
+                logger.info(
+                    "sms consent changed", extra={"action": "sms_consent", "opted_out": opted_out}
+                )
+            continue
+        event = aliyun_sms.reply_event(reply, received_at=runtime.clock.now())
+        runtime.pipeline.ingest(event, source="aliyun", delivery_id=reply.sequence_id)
+
+
+async def aliyun_up(request: Request) -> Response:
+    """``POST /aliyun/sms/up/{token}``: SmsUp; 退订 / TD / T opt out, other replies are events."""
+    got = await _payload(request, "aliyun-up")
+    if isinstance(got, Response):
+        return got
+    runtime, body, payload = got
+    try:
+        replies = aliyun_sms.parse_replies(payload)
+    except SourceError as exc:
+        return await bad_request(runtime, "aliyun-up", request, body, str(exc))
+    await run_in_threadpool(_apply_replies, runtime, replies)
+    return JSONResponse(aliyun_sms.ACCEPTED)
