@@ -11,6 +11,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from carebot.business_hours import BusinessHours, parse_days
+from carebot.cases import ServiceDesk
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.clock import Clock, SystemClock
@@ -78,6 +80,20 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
     )
 
 
+def business_hours(settings: Settings) -> BusinessHours:
+    service = settings.service
+    return BusinessHours(
+        zone=settings.default_timezone,
+        hours=service.business_hours,
+        days=parse_days(service.business_days),
+        holiday_country=service.holidays or None,
+    )
+
+
+def service_desk(settings: Settings) -> ServiceDesk:
+    return ServiceDesk(business=business_hours(settings))
+
+
 def _guarded(
     channel: Channel, settings: Settings, clock: Clock, db: Database, *, rate_limited: bool
 ) -> Channel:
@@ -128,7 +144,9 @@ def build_runtime(
         templates_dir=settings.templates_dir, default_locale=settings.default_locale
     )
     planner = Planner(policy=planning_policy(settings))
-    pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)
+    pipeline = Pipeline(
+        db=db, planner=planner, rulebook=rules, clock=clock, service=service_desk(settings)
+    )
     channels = channels if channels is not None else build_channels(settings)
     metrics = Metrics(db=db, clock=clock)
     dispatcher = Dispatcher(

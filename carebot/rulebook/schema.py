@@ -19,11 +19,13 @@ __all__ = [
     "Disruption",
     "FeedbackCategory",
     "InDoubtPolicy",
+    "Label",
     "ProductProfile",
     "Region",
     "Rule",
     "Rulebook",
     "SendSpec",
+    "label_in",
 ]
 
 
@@ -75,6 +77,25 @@ def _check_event_type(value: str) -> str:
     return value
 
 
+# A name shown to people: one string, or one per locale ({zh-CN: 运输破损, en: Damaged in transit}).
+Label = str | dict[str, str]
+
+
+def label_in(label: Label | None, locale: str, fallback: str) -> str:
+    """``label`` in ``locale`` (``zh`` matches ``zh-CN``), else its first entry, else the id."""
+    if label is None:
+        return fallback
+    if isinstance(label, str):
+        return label
+    for key, text in label.items():
+        if (
+            key.lower() == locale.lower()
+            or key.split("-")[0].lower() == locale.split("-")[0].lower()
+        ):
+            return text
+    return next(iter(label.values()), fallback)
+
+
 class SendSpec(_Strict):
     channel: ChannelChoice = ChannelChoice.PREFERRED
     template: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -85,6 +106,9 @@ class Rule(_Strict):
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     description: str | None = None
+    label: Label | None = None
+    # false: the rule is kept in the file but plans nothing (e.g. the weekly digest, switched off)
+    enabled: bool = True
     on: Annotated[list[str], BeforeValidator(_as_list)] = Field(min_length=1)
     when: str | None = None
     delay: str | None = None
@@ -131,6 +155,9 @@ class Rule(_Strict):
         if self.audience == Audience.MERCHANT and self.send.channel != ChannelChoice.EMAIL:
             raise ValueError("a rule with audience: merchant sends by email (send.channel: email)")
         return self
+
+    def label_in(self, locale: str) -> str:
+        return label_in(self.label, locale, self.id)
 
     @property
     def daily_window(self) -> DailyWindow | None:
@@ -203,9 +230,25 @@ class FeedbackCategory(_Strict):
     """An after-sales category of customer replies, recognised by keywords."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    label: str | None = None
+    label: Label | None = None
     complaint: bool = True
     keywords: list[str] = Field(min_length=1)
+    # How soon, in business hours, the shop should act on a case of this category.
+    respond_within: str = "1d"
+
+    @field_validator("respond_within")
+    @classmethod
+    def _respond_shape(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta(0):
+            raise ValueError("respond_within should be longer than 0")
+        return value
+
+    @property
+    def response_time(self) -> timedelta:
+        return parse_duration(self.respond_within)
+
+    def label_in(self, locale: str) -> str:
+        return label_in(self.label, locale, self.id)
 
     @field_validator("keywords")
     @classmethod
@@ -225,7 +268,7 @@ class Rulebook(_Strict):
     feedback: tuple[FeedbackCategory, ...] = ()
 
     def rules_on(self, event_type: str) -> list[Rule]:
-        return [r for r in self.rules if event_type in r.on]
+        return [r for r in self.rules if r.enabled and event_type in r.on]
 
     def rules_cancelled_by(self, event_type: str) -> list[Rule]:
         return [r for r in self.rules if event_type in r.cancel_on]
@@ -233,6 +276,9 @@ class Rulebook(_Strict):
     def reply_rule_ids(self) -> list[str]:
         """The rules whose messages ask the customer to reply (feedback requests)."""
         return [r.id for r in self.rules if r.expects_reply]
+
+    def category(self, category_id: str) -> FeedbackCategory | None:
+        return next((c for c in self.feedback if c.id == category_id), None)
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
