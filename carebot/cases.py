@@ -17,6 +17,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -269,9 +270,9 @@ class ServiceDesk:
             )
         ]
 
-    @staticmethod
-    def describe(case: CaseRow, rulebook: Rulebook) -> dict[str, Any]:
-        """The case as templates see it, with its category's label."""
+    def describe(self, case: CaseRow, rulebook: Rulebook) -> dict[str, Any]:
+        """The case as templates see it: its category's label, instants in the shop's zone."""
         found = rulebook.category(case.category)
         label = found.label_in("") if found is not None else case.category
-        return {**store.case_json(case), "category_label": label}
+        data = store.case_json(case, zone=ZoneInfo(self.business.zone))
+        return {**data, "category_label": label}

@@ -11,7 +11,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from carebot.business_hours import BusinessHours, parse_days
 from carebot.cases import ServiceDesk
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
@@ -25,7 +24,7 @@ from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
 from carebot.store import meta, rate_limits
 from carebot.store.database import Database
-from carebot.watchers import Watcher, build_watchers
+from carebot.watchers import Watcher, build_watchers, business_hours
 
 __all__ = ["Runtime", "build_runtime", "new_webhook_secret", "webhook_secret"]
 
@@ -77,16 +76,6 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
         max_attempts=settings.dispatch.max_attempts,
         shop_name=settings.shop_name,
         alerts_email=settings.alerts.email,
-    )
-
-
-def business_hours(settings: Settings) -> BusinessHours:
-    service = settings.service
-    return BusinessHours(
-        zone=settings.default_timezone,
-        hours=service.business_hours,
-        days=parse_days(service.business_days),
-        holiday_country=service.holidays or None,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -31,11 +31,14 @@ __all__ = [
 ACTIVE = ("open", "contacted")
 
 
-def case_json(case: CaseRow) -> dict[str, Any]:
-    """A case as the API, the events and the templates see it (ISO 8601 instants)."""
+def case_json(case: CaseRow, *, zone: tzinfo | None = None) -> dict[str, Any]:
+    """A case as the API, the events and the templates see it (ISO 8601 instants, in UTC or
+    in ``zone``); the history keeps the instants as recorded."""
 
     def iso(instant: datetime | None) -> str | None:
-        return instant.isoformat() if instant else None
+        if instant is None:
+            return None
+        return (instant.astimezone(zone) if zone else instant).isoformat()
 
     return {
         "id": case.id,
@@ -52,7 +55,9 @@ def case_json(case: CaseRow) -> dict[str, Any]:
         "contacted_at": iso(case.contacted_at),
         "resolved_at": iso(case.resolved_at),
         "recovered": case.recovered,
-        "history": case.history,
+        "history": [
+            {**step, "at": iso(datetime.fromisoformat(step["at"]))} for step in case.history
+        ],
     }
 
 

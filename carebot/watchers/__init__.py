@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from carebot.business_hours import BusinessHours, parse_days
+from carebot.cases import ServiceDesk
 from carebot.rulebook.schema import Rulebook
 from carebot.settings import Settings
 from carebot.store.database import Database
@@ -20,6 +22,17 @@ from carebot.watchers.restock import restock_watchers
 from carebot.watchers.shipments import LateShipments, StalledShipments
 
 __all__ = ["LateShipments", "StalledShipments", "Watcher", "build_watchers"]
+
+
+def business_hours(settings: Settings) -> BusinessHours:
+    """The shop's business hours, from ``CAREBOT_SERVICE__*`` and the shop's zone."""
+    service = settings.service
+    return BusinessHours(
+        zone=settings.default_timezone,
+        hours=service.business_hours,
+        days=parse_days(service.business_days),
+        holiday_country=service.holidays or None,
+    )
 
 
 def build_watchers(
@@ -43,7 +56,8 @@ def build_watchers(
         options = ForecastOptions(default_timezone=settings.default_timezone)
         watchers.extend(restock_watchers(db=db, rules=rules, options=options))
         service = settings.service
-        watchers.append(OverdueCases(db=db, rules=rules, interval=interval))
+        desk = ServiceDesk(business=business_hours(settings))
+        watchers.append(OverdueCases(db=db, rules=rules, desk=desk, interval=interval))
         watchers.append(
             WeeklyDigest(
                 db=db,

@@ -38,10 +38,12 @@ class OverdueCases(Watcher):
         *,
         db: Database,
         rules: Callable[[], Rulebook],
+        desk: ServiceDesk | None = None,
         interval: timedelta = timedelta(minutes=10),
     ) -> None:
         self.db = db
         self.rules = rules
+        self.desk = desk or ServiceDesk()
         self.interval = interval
 
     def scan(self, *, now: datetime) -> list[Event]:
@@ -53,7 +55,7 @@ class OverdueCases(Watcher):
                     type=EventType.CASE_OVERDUE,
                     occurred_at=case.deadline_at,
                     order=Order(id=case.order_id),
-                    case=ServiceDesk.describe(case, rulebook),
+                    case=self.desk.describe(case, rulebook),
                 )
                 for case in store.overdue_cases(session, now=now)
                 if case.deadline_at is not None
@@ -134,9 +136,13 @@ class WeeklyDigest(Watcher):
             rule = rulebook.rule(rule_id)
             return rule.label_in(self.locale) if rule is not None else rule_id
 
+        for parcel in oldest:
+            if parcel["last_seen_at"]:
+                seen = datetime.fromisoformat(parcel["last_seen_at"]).astimezone(self.zone)
+                parcel["last_seen_at"] = seen.isoformat()
         return {
-            "since": (slot - WEEK).isoformat(),
-            "until": slot.isoformat(),
+            "since": (slot - WEEK).astimezone(self.zone).isoformat(),
+            "until": slot.astimezone(self.zone).isoformat(),
             "complaints": report.cases,
             "by_category": [
                 {"category": c, "label": label(c), "count": n}
