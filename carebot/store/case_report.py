@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from carebot.store.models import CaseRow, FeedbackRow, NotificationRow, OrderRow, ShipmentRow
+from carebot.store.models import (
+    CaseRow,
+    FeedbackRow,
+    LineItemRow,
+    NotificationRow,
+    OrderRow,
+    ShipmentRow,
+)
 from carebot.store.schedule import IS_SCHEDULED
 
 __all__ = ["CaseReport", "case_report", "scheduled_between", "stalled_shipments"]
@@ -57,10 +65,19 @@ class CaseReport:
         }
 
 
-def _hours(spans: list[timedelta]) -> float | None:
-    if not spans:
-        return None
-    return round(statistics.median(s.total_seconds() for s in spans) / 3600, 2)
+def _hours_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        # Stored as naive UTC text; julianday is in days.
+        return (func.julianday(later) - func.julianday(earlier)) * 24.0
+    return func.extract("epoch", later - earlier) / 3600.0
+
+
+def _plus_days(session: Session, column: Any, days: int) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        # The same naive UTC text the column holds, so the comparison stays lexical.
+        return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{days} days")
+    shifted: ColumnElement[Any] = column + func.make_interval(0, 0, 0, days)
+    return shifted
 
 
 def case_report(
@@ -70,98 +87,112 @@ def case_report(
     until: datetime | None = None,
     recovery_days: int = 60,
 ) -> CaseReport:
-    """Measures over the cases opened in [since, until).
+    """Measures over the cases opened in [since, until), computed in the database.
 
     A case counts as recovered when its customer's next score after it opened is 4 or 5, or
     when they order again within ``recovery_days`` of it; dismissed cases do not count.
     """
-    columns = (
-        CaseRow.id,
-        CaseRow.order_id,
-        CaseRow.customer_id,
-        CaseRow.products,
-        CaseRow.category,
-        CaseRow.status,
-        CaseRow.opened_at,
-        CaseRow.contacted_at,
-        CaseRow.resolved_at,
-        CaseRow.overdue_at,
-    )
-    query = select(*columns).order_by(CaseRow.opened_at, CaseRow.id)
+    where: list[ColumnElement[bool]] = []
     if since is not None:
-        query = query.where(CaseRow.opened_at >= since)
+        where.append(CaseRow.opened_at >= since)
     if until is not None:
-        query = query.where(CaseRow.opened_at < until)
-    rows = session.execute(query).all()
-    report = CaseReport(cases=len(rows))
-    if not rows:
-        return report
-    first = min(r.opened_at for r in rows)
-    customers = {r.customer_id for r in rows if r.customer_id}
-    orders = {r.order_id for r in rows}
-    # Scores after the first case opened, by customer (else by order), oldest first.
-    scores: dict[str, list[tuple[datetime, int]]] = {}
-    for customer_id, order_id, score, received_at in session.execute(
+        where.append(CaseRow.opened_at < until)
+    report = CaseReport()
+    contact: list[float] = []
+    resolution: list[float] = []
+    # One pass over the period's cases, as plain numbers (no datetime objects to build).
+    for status, category, overdue, to_contact, to_resolve in session.execute(
         select(
-            FeedbackRow.customer_id,
-            FeedbackRow.order_id,
-            FeedbackRow.score,
-            FeedbackRow.received_at,
-        )
-        .where(
-            FeedbackRow.received_at > first,
-            FeedbackRow.score.is_not(None),
-            FeedbackRow.customer_id.in_(customers) | FeedbackRow.order_id.in_(orders),
-        )
-        .order_by(FeedbackRow.received_at, FeedbackRow.id)
+            CaseRow.status,
+            CaseRow.category,
+            CaseRow.overdue_at.is_not(None),
+            _hours_between(session, CaseRow.contacted_at, CaseRow.opened_at),
+            _hours_between(session, CaseRow.resolved_at, CaseRow.opened_at),
+        ).where(*where)
     ):
-        keys = [f"o:{order_id}"] + ([f"c:{customer_id}"] if customer_id else [])
-        for key in keys:
-            scores.setdefault(key, []).append((received_at, score or 0))
-    placed: dict[str, list[datetime]] = {}
-    if customers:
-        for customer_id, placed_at in session.execute(
-            select(
-                OrderRow.customer_id, func.coalesce(OrderRow.placed_at, OrderRow.created_at)
-            ).where(OrderRow.customer_id.in_(customers))
-        ):
-            placed.setdefault(customer_id or "", []).append(placed_at)
-    contact: list[timedelta] = []
-    resolution: list[timedelta] = []
+        report.cases += 1
+        report.past_deadline += int(bool(overdue))
+        report.by_status[status] = report.by_status.get(status, 0) + 1
+        report.by_category[category] = report.by_category.get(category, 0) + 1
+        if to_contact is not None:
+            contact.append(float(to_contact))
+        if to_resolve is not None:
+            resolution.append(float(to_resolve))
+    if not report.cases:
+        return report
+    report.median_first_contact_hours = _median(contact)
+    report.median_resolution_hours = _median(resolution)
     products: dict[str, dict[str, Any]] = {}
-    window = timedelta(days=recovery_days)
-    for row in rows:
-        report.by_status[row.status] = report.by_status.get(row.status, 0) + 1
-        report.by_category[row.category] = report.by_category.get(row.category, 0) + 1
-        for item in row.products or []:
-            key = item.get("sku") or f"title:{item.get('title')}"
-            product = products.setdefault(
-                key,
-                {"sku": item.get("sku"), "title": item.get("title"), "cases": 0, "by_category": {}},
-            )
-            product["cases"] += 1
-            product["by_category"][row.category] = product["by_category"].get(row.category, 0) + 1
-        if row.contacted_at is not None:
-            contact.append(row.contacted_at - row.opened_at)
-        if row.resolved_at is not None:
-            resolution.append(row.resolved_at - row.opened_at)
-        report.past_deadline += int(row.overdue_at is not None)
-        if row.status == "dismissed":
-            continue
-        report.recoverable += 1
-        key = f"c:{row.customer_id}" if row.customer_id else f"o:{row.order_id}"
-        later = [score for at, score in scores.get(key, []) if at > row.opened_at]
-        again = any(
-            row.opened_at < at <= row.opened_at + window
-            for at in placed.get(row.customer_id or "", [])
+    for sku, title, category, count in session.execute(
+        select(LineItemRow.sku, LineItemRow.title, CaseRow.category, func.count())
+        .join(LineItemRow, LineItemRow.order_id == CaseRow.order_id)
+        .where(*where)
+        .group_by(LineItemRow.sku, LineItemRow.title, CaseRow.category)
+    ):
+        key = sku or f"title:{title}"
+        product = products.setdefault(
+            key, {"sku": sku, "title": title, "cases": 0, "by_category": {}}
         )
-        report.recovered += int(bool(later and later[0] >= HAPPY_SCORE) or again)
-    report.median_first_contact_hours = _hours(contact)
-    report.median_resolution_hours = _hours(resolution)
+        product["cases"] += count
+        product["by_category"][category] = product["by_category"].get(category, 0) + count
     report.by_product = sorted(
         products.values(), key=lambda p: (-p["cases"], p["sku"] or p["title"] or "")
     )
+    report.recoverable, report.recovered = _recovered(session, where, recovery_days)
     return report
+
+
+def _median(hours: Sequence[float | None]) -> float | None:
+    values = [h for h in hours if h is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def _recovered(
+    session: Session, where: list[ColumnElement[bool]], recovery_days: int
+) -> tuple[int, int]:
+    """(cases not dismissed, those whose customer came back happy or ordered again).
+
+    Joins, not a subquery per case: only the cases with a later score or order come back.
+    """
+    kept = [*where, CaseRow.status != "dismissed"]
+    recoverable = session.scalar(select(func.count()).select_from(CaseRow).where(*kept)) or 0
+    first: dict[int, tuple[datetime, int, int]] = {}
+    for match in (
+        FeedbackRow.customer_id == CaseRow.customer_id,
+        and_(CaseRow.customer_id.is_(None), FeedbackRow.order_id == CaseRow.order_id),
+    ):
+        for case_id, received_at, feedback_id, score in session.execute(
+            select(CaseRow.id, FeedbackRow.received_at, FeedbackRow.id, FeedbackRow.score)
+            .join(
+                FeedbackRow,
+                and_(
+                    match,
+                    FeedbackRow.received_at > CaseRow.opened_at,
+                    FeedbackRow.score.is_not(None),
+                ),
+            )
+            .where(*kept)
+        ):
+            seen = first.get(case_id)
+            if seen is None or (received_at, feedback_id) < seen[:2]:
+                first[case_id] = (received_at, feedback_id, score or 0)
+    happy = {case_id for case_id, (_, _, score) in first.items() if score >= HAPPY_SCORE}
+    placed = func.coalesce(OrderRow.placed_at, OrderRow.created_at)
+    again = session.scalars(
+        select(CaseRow.id)
+        .join(
+            OrderRow,
+            and_(
+                OrderRow.customer_id == CaseRow.customer_id,
+                OrderRow.id != CaseRow.order_id,  # again: another order than the complaint's
+                placed > CaseRow.opened_at,
+                placed <= _plus_days(session, CaseRow.opened_at, recovery_days),
+            ),
+        )
+        .where(*kept)
+        .distinct()
+    )
+    return int(recoverable), len(happy | set(again))
 
 
 def stalled_shipments(

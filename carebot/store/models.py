@@ -200,6 +200,8 @@ class FeedbackRow(Base):
     """A customer's reply to a feedback request: the score, their words, the category."""
 
     __tablename__ = "feedback"
+    # A customer's next score after a complaint (the recovery measure).
+    __table_args__ = (Index("ix_feedback_customer_id_received_at", "customer_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[str | None] = mapped_column(String(200), index=True)

@@ -111,6 +111,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "rules.timing": ("时机", "Timing"),
     "rules.products": ("商品档案", "Product profiles"),
     "cases.title": ("售后工单", "Service cases"),
+    "cases.window": ("近 30 天创建的工单", "Cases opened in the last 30 days"),
     "cases.none": ("还没有售后工单。", "No cases yet."),
     "cases.open_by_hand": ("手动创建工单", "Open a case"),
     "cases.note": ("备注", "Note"),

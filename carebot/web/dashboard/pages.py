@@ -25,6 +25,8 @@ from carebot.web.dashboard.views import View, guarded, render
 __all__ = ["disruptions", "feedback", "order", "orders", "overview", "rules", "upcoming"]
 
 DISRUPTION_EVENTS = ("disruption.stock_up", "disruption.shipment_at_risk")
+# The feedback page measures the cases opened this long ago or since (the CLI: any period).
+CASES_WINDOW = timedelta(days=30)
 
 
 def _page(view: View, template: str, **context: Any) -> Response:
@@ -161,7 +163,7 @@ async def feedback(view: View) -> Response:
                 report,
                 queries.scores_by_bucket(session, bounds=weeks),
                 queries.low_scores(session, at_most=LOW_SCORE),
-                case_report(session, recovery_days=recovery_days),
+                case_report(session, since=now - CASES_WINDOW, recovery_days=recovery_days),
                 case_store.cases_by_bucket(session, bounds=weeks),
                 [case_store.case_json(c) for c in case_store.active_cases(session, limit=50)],
             )

@@ -58,6 +58,11 @@ def upgrade() -> None:
         sqlite_where=_ACTIVE,
     )
 
+    op.create_index(
+        "ix_feedback_customer_id_received_at", "feedback", ["customer_id", "received_at"]
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_feedback_customer_id_received_at", table_name="feedback")
     op.drop_table("cases")
