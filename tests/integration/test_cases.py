@@ -6,6 +6,7 @@ merchant once per step; a resolved case asks the customer, whose answer closes o
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,48 @@ async def test_a_case_opened_by_hand_gets_its_category_deadline(tmp_path: Path) 
         case={"status": "open"},
     )
     assert len(shop.cases()) == 1
+
+
+async def test_the_weekly_digest_is_a_rule_the_merchant_can_switch_off(tmp_path: Path) -> None:
+    import shutil
+
+    from carebot.watchers.cases import WeeklyDigest
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    shop = Shop(tmp_path)
+    digest = next(w for w in shop.runtime.watchers if isinstance(w, WeeklyDigest))
+    monday = datetime(2026, 11, 30, 9, 5, tzinfo=SHANGHAI)
+    [event] = digest.scan(now=monday)
+    assert event.id == "digest:2026-11-30" and event.occurred_at == monday - timedelta(minutes=5)
+    shop.runtime.pipeline.ingest(event, source=digest.source)
+    assert digest.scan(now=monday + timedelta(minutes=10)) == []  # once a week
+    # Switched off: enabled: false in the rule file.
+    path = rules / "digest.yaml"
+    path.write_text(path.read_text("utf-8").replace("enabled: true", "enabled: false"), "utf-8")
+    from carebot.rulebook.loader import load_rulebook
+
+    off = WeeklyDigest(db=shop.runtime.db, rules=lambda: load_rulebook(rules), zone="Asia/Shanghai")
+    assert off.scan(now=monday + timedelta(days=7)) == []
+
+
+async def test_report_cases_prints_the_measures(
+    shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from carebot.cli import main
+
+    await shop.delivered_order()
+    await shop.reply(datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI), "1分 压坏了")
+    os.environ["CAREBOT_DATABASE_URL"] = shop.settings.database_url
+    try:
+        assert main(["report", "cases"]) == 0
+        text = capsys.readouterr().out
+        assert main(["report", "cases", "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+    finally:
+        del os.environ["CAREBOT_DATABASE_URL"]
+    assert "cases: 1  open: 1" in text and "damaged_in_transit" in text
+    assert data["by_category"] == {"damaged_in_transit": 1}
+    assert data["by_product"][0]["sku"] == "MILK-900G" and data["recoverable"] == 1
