@@ -1,11 +1,13 @@
-"""Dashboard pages against a busy database: 100,000 notifications over three weeks.
+"""Dashboard pages against a busy database: 100,000 notifications over three weeks, 10,000 cases.
 
 Fills a migrated SQLite file in bulk (notifications of five rules on both channels, sent,
 delivered, failed, cancelled in the past and scheduled in the coming week; orders, customers,
-shipments, events and feedback for a slice of them), logs in, then times every page through
-the real ASGI app (httpx ``ASGITransport``). Exits 1 when a page's slowest run is over budget.
+shipments, events and feedback for a slice of them; service-recovery cases of the last 90 days
+in every status), logs in, then times every page through the real ASGI app (httpx
+``ASGITransport``). Exits 1 when a page's slowest run is over budget.
 
-    python benchmarks/dashboard.py [--notifications 100000] [--runs 5] [--budget-ms 300]
+    python benchmarks/dashboard.py [--notifications 100000] [--cases 10000] [--runs 5]
+                                   [--budget-ms 300]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from carebot.runtime import build_runtime
 from carebot.settings import Settings
 from carebot.store.database import Database
 from carebot.store.models import (
+    CaseRow,
     CustomerRow,
     EventRow,
     FeedbackRow,
@@ -88,7 +91,45 @@ def _notifications(count: int, orders: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def fill(db: Database, *, notifications: int, orders: int) -> None:
+CATEGORIES = ["damaged_in_transit", "wrong_item", "product_quality", "logistics_speed", "other"]
+CASE_STATUSES = ["open", "contacted"] + ["resolved"] * 6 + ["dismissed"]
+
+
+def _cases(count: int, orders: int) -> Iterator[dict[str, Any]]:
+    """Cases of the last 90 days, one per order (so one active case per order at most)."""
+    rng = random.Random(13)
+    for n in range(count):
+        opened = NOW - timedelta(minutes=rng.randint(0, 90 * 24 * 60))
+        status = rng.choice(CASE_STATUSES)
+        contacted = opened + timedelta(hours=rng.uniform(0.5, 30)) if status != "open" else None
+        resolved = contacted + timedelta(hours=rng.uniform(1, 72)) if status == "resolved" else None
+        history = [{"at": opened.isoformat(), "who": "customer", "status": "open", "note": "压坏了"}]
+        if contacted is not None:
+            history.append({"at": contacted.isoformat(), "who": "dashboard", "status": "contacted"})
+        if resolved is not None:
+            history.append({"at": resolved.isoformat(), "who": "dashboard", "status": "resolved"})
+        deadline = opened + timedelta(hours=4) if status in ("open", "contacted") else None
+        order = n % orders
+        yield {
+            "order_id": str(order),
+            "customer_id": f"c-{order}",
+            "products": [{"sku": f"SKU-{order % 40}", "title": f"商品 {order % 40}"}],
+            "category": rng.choice(CATEGORIES),
+            "text": "罐子压坏了",
+            "opened_at": opened,
+            "status": status,
+            "step": len(history) - 1,
+            "deadline_at": deadline,
+            "overdue_at": opened + timedelta(hours=4) if rng.random() < 0.2 else None,
+            "contacted_at": contacted,
+            "resolved_at": resolved,
+            "recovered": rng.choice([True, False, None]) if resolved else None,
+            "history": history,
+            "updated_at": resolved or contacted or opened,
+        }
+
+
+def fill(db: Database, *, notifications: int, orders: int, cases: int = 0) -> None:
     stamp = {"created_at": NOW, "updated_at": NOW}
     bulk_insert(
         db,
@@ -152,6 +193,7 @@ def fill(db: Database, *, notifications: int, orders: int) -> None:
             for n in range(1, 1001)
         ),
     )
+    bulk_insert(db, CaseRow, _cases(cases, orders))
 
 
 PAGES = [
@@ -194,6 +236,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notifications", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--budget-ms", type=float, default=300.0)
     args = parser.parse_args()
@@ -202,12 +245,13 @@ def main() -> int:
         db = Database(f"sqlite:///{db_path}")
         db.upgrade()
         started = time.perf_counter()
-        fill(db, notifications=args.notifications, orders=args.orders)
+        fill(db, notifications=args.notifications, orders=args.orders, cases=args.cases)
         with db.engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE")
         db.dispose()
         print(
-            f"filled {args.notifications:,} notifications, {args.orders:,} orders "
+            f"filled {args.notifications:,} notifications, {args.orders:,} orders, "
+            f"{args.cases:,} cases "
             f"in {time.perf_counter() - started:.1f} s"
         )
         timings = asyncio.run(measure(db_path, args.runs))

@@ -292,6 +292,12 @@ def _status_table(summary: StatusSummary, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def cmd_report_cases(args: argparse.Namespace) -> int:
+    from carebot.cli_cases import cmd_report_cases as run
+
+    return run(args, _settings(args))
+
+
 def cmd_report_feedback(args: argparse.Namespace) -> int:
     from carebot.simulate import parse_until
     from carebot.store.database import Database
@@ -403,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--since", help="only replies received since (ISO 8601 with offset)")
     feedback.add_argument("--json", action="store_true", help="one JSON object")
     feedback.set_defaults(handler=cmd_report_feedback)
+    cases = reports.add_parser(
+        "cases", help="service-recovery cases: by category and product, times, recovery rate"
+    )
+    cases.add_argument("--since", help="only cases opened since (ISO 8601 with offset)")
+    cases.add_argument("--json", action="store_true", help="one JSON object")
+    cases.set_defaults(handler=cmd_report_cases)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)

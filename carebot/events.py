@@ -52,6 +52,12 @@ class EventType(enum.StrEnum):
     DISRUPTION_SHIPMENT_AT_RISK = "disruption.shipment_at_risk"
     DISRUPTION_STOCK_UP = "disruption.stock_up"
     RESTOCK_DUE = "restock.due"
+    # service recovery: the merchant's step on a case (dashboard, admin API, or a replayed file)
+    CASE_UPDATED = "case.updated"
+    # derived: a case past its response deadline, a case resolved, the weekly digest
+    CASE_OVERDUE = "case.overdue"
+    CASE_RESOLVED = "case.resolved"
+    DIGEST_WEEKLY = "digest.weekly"
 
 
 EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
@@ -63,6 +69,9 @@ DERIVED_EVENT_TYPES: frozenset[str] = frozenset(
         EventType.DISRUPTION_STOCK_UP,
         EventType.RESTOCK_DUE,
         EventType.FEEDBACK_RECEIVED,
+        EventType.CASE_OVERDUE,
+        EventType.CASE_RESOLVED,
+        EventType.DIGEST_WEEKLY,
     }
 )
 
@@ -149,6 +158,10 @@ class Event(_Model):
     disruption: dict[str, Any] | None = None
     # For ``feedback.received``: score, category, text, the shipment history (see feedback.py).
     feedback: dict[str, Any] | None = None
+    # For ``case.*``: the case (see cases.py); for ``case.updated`` at least ``status``.
+    case: dict[str, Any] | None = None
+    # For ``digest.weekly``: the week's figures (see watchers/digest.py).
+    digest: dict[str, Any] | None = None
 
     @property
     def order_id(self) -> str | None:

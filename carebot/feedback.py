@@ -83,9 +83,7 @@ def assess(text: str, categories: Sequence[FeedbackCategory]) -> Assessment:
     category = classify(text, categories)
     if category is None:
         return Assessment(parse_score(text), OTHER, OTHER, complaint=False)
-    return Assessment(
-        parse_score(text), category.id, category.label or category.id, category.complaint
-    )
+    return Assessment(parse_score(text), category.id, category.label_in(""), category.complaint)
 
 
 def capture_reply(session: Session, event: Event, *, rulebook: Rulebook) -> Event | None:

@@ -2,7 +2,8 @@
 
 The pipeline also derives events of its own in that transaction: ``order.delivered`` when the
 last shipment of an order is delivered, and ``feedback.received`` when a message answers a
-feedback request (see ``carebot.feedback``).
+feedback request (see ``carebot.feedback``); feedback and ``case.*`` events step the
+service-recovery cases (see ``carebot.cases``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
+from carebot.cases import ServiceDesk
 from carebot.clock import Clock
 from carebot.events import Event, EventType, Order
 from carebot.feedback import capture_reply
@@ -56,8 +58,10 @@ class Pipeline:
         rulebook: Callable[[], Rulebook],
         clock: Clock,
         on_scheduled: Callable[[datetime], None] | None = None,
+        service: ServiceDesk | None = None,
     ) -> None:
         self.db = db
+        self.service = service or ServiceDesk()
         self.planner = planner
         self.rulebook = rulebook
         self.clock = clock
@@ -105,6 +109,12 @@ class Pipeline:
                         session, reply, source=DERIVED_SOURCE, received_at=now
                     ):
                         pending.append((reply, DERIVED_SOURCE))
+                # Service recovery: feedback opens or joins a case, case events step it.
+                for follow in self.service.derive(session, current, rulebook=rules, now=now):
+                    if entities.record_event(
+                        session, follow, source=DERIVED_SOURCE, received_at=now
+                    ):
+                        pending.append((follow, DERIVED_SOURCE))
                 if merged.order_now_delivered and merged.order_id:
                     derived = Event(
                         id=f"{merged.order_id}:order.delivered",

@@ -121,6 +121,10 @@ def build_context(
         context["checkpoint"] = dict(extra["checkpoint"])
     if event.feedback is not None:
         context["feedback"] = dict(event.feedback)
+    if event.case is not None:
+        context["case"] = dict(event.case)
+    if event.digest is not None:
+        context["digest"] = dict(event.digest)
     return context
 
 

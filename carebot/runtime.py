@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from carebot.cases import ServiceDesk
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.clock import Clock, SystemClock
@@ -25,7 +26,7 @@ from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
 from carebot.store import meta, provider_health, rate_limits
 from carebot.store.database import Database
-from carebot.watchers import Watcher, build_watchers
+from carebot.watchers import Watcher, build_watchers, business_hours
 
 __all__ = ["Runtime", "build_runtime", "new_webhook_secret", "webhook_secret"]
 
@@ -78,6 +79,10 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
         shop_name=settings.shop_name,
         alerts_email=settings.alerts.email,
     )
+
+
+def service_desk(settings: Settings) -> ServiceDesk:
+    return ServiceDesk(business=business_hours(settings))
 
 
 def _guarded(
@@ -159,7 +164,9 @@ def build_runtime(
         limits=RenderLimits(**settings.render.model_dump()),
     )
     planner = Planner(policy=planning_policy(settings))
-    pipeline = Pipeline(db=db, planner=planner, rulebook=rules, clock=clock)
+    pipeline = Pipeline(
+        db=db, planner=planner, rulebook=rules, clock=clock, service=service_desk(settings)
+    )
     channels = channels if channels is not None else build_channels(settings, rules=rules)
     metrics = Metrics(db=db, clock=clock)
     dispatcher = Dispatcher(

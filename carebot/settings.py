@@ -201,6 +201,38 @@ class AlertSettings(BaseModel):
     email: str | None = None
 
 
+class ServiceSettings(BaseModel):
+    """Service recovery: the shop's business hours, the recovery measure, the weekly digest."""
+
+    # Response deadlines (rules' respond_within) count only these hours ("always": round the clock)
+    business_hours: str = "09:00-18:00"
+    business_days: str = "mon-fri"
+    # Public holidays of this country are days off ("CN"; "" for none).
+    holidays: str = "CN"
+    # A customer who orders again within this many days of a complaint counts as won back.
+    recovery_days: int = Field(default=60, ge=1)
+    # When the weekly digest (rule on digest.weekly) goes out, in the shop's zone: 0 = Monday.
+    digest_weekday: int = Field(default=0, ge=0, le=6)
+    digest_hour: int = Field(default=9, ge=0, le=23)
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours_shape(cls, value: str) -> str:
+        from carebot.rulebook.windows import parse_window
+
+        if value.strip().lower() != "always":
+            parse_window(value)
+        return value
+
+    @field_validator("business_days")
+    @classmethod
+    def _days_shape(cls, value: str) -> str:
+        from carebot.business_hours import parse_days
+
+        parse_days(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything carebot reads from its environment, read once and handed down."""
 
@@ -235,6 +267,7 @@ class Settings(BaseSettings):
     caps: CapSettings = Field(default_factory=CapSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @property
     def admin_secret(self) -> str | None:

@@ -109,6 +109,66 @@ _ZH: dict[str, Any] = {
             },
         ],
     },
+    "case": {
+        "id": 7,
+        "order_id": "1001",
+        "customer_id": "c-42",
+        "products": [{"sku": "MILK-900G", "title": "婴儿奶粉 900g"}],
+        "category": "damaged_in_transit",
+        "category_label": "运输破损",
+        "text": "2 罐子压坏了",
+        "status": "open",
+        "step": 0,
+        "opened_at": "2026-11-23T10:00:00+08:00",
+        "deadline_at": "2026-11-23T14:00:00+08:00",
+        "overdue_at": None,
+        "contacted_at": None,
+        "resolved_at": None,
+        "recovered": None,
+        "history": [
+            {
+                "at": "2026-11-23T10:00:00+08:00",
+                "who": "customer",
+                "status": "open",
+                "note": "2 罐子压坏了",
+            }
+        ],
+    },
+    "digest": {
+        "since": "2026-11-16T09:00:00+08:00",
+        "until": "2026-11-23T09:00:00+08:00",
+        "complaints": 3,
+        "by_category": [{"category": "damaged_in_transit", "label": "运输破损", "count": 3}],
+        "by_product": [
+            {
+                "sku": "MILK-900G",
+                "title": "婴儿奶粉 900g",
+                "cases": 3,
+                "by_category": {"damaged_in_transit": 3},
+            }
+        ],
+        "measures": {
+            "cases": 3,
+            "median_first_contact_hours": 2.5,
+            "median_resolution_hours": 20.0,
+            "past_deadline": 1,
+            "recovered": 2,
+            "recoverable": 3,
+        },
+        "stalled_now": 1,
+        "stalled": [
+            {
+                "shipment_id": "s-1",
+                "order_id": "1001",
+                "carrier": "SF Express",
+                "tracking_number": "SF1234567890",
+                "last_seen_at": "2026-11-20T10:00:00+08:00",
+            }
+        ],
+        "tomorrow": "2026-11-24",
+        "tomorrow_total": 12,
+        "tomorrow_by_rule": [{"rule": "follow-up", "label": "follow-up", "count": 12}],
+    },
     "shop": {"name": "小熊母婴"},
 }
 
@@ -207,6 +267,10 @@ def sample_context(event_type: str, *, locale: str | None = None) -> dict[str, A
             "signed": False,
             "in_customer_city": True,
         }
+    if event_type.startswith("case."):
+        context["case"] = base["case"]
+    if event_type == "digest.weekly":
+        context["digest"] = base["digest"]
     if event_type in ("restock.due", "disruption.stock_up"):
         # Watchers attach it as the event's ``restock`` field (see carebot/watchers/restock.py).
         context["restock"] = base["restock"]

@@ -21,11 +21,13 @@ __all__ = [
     "Disruption",
     "FeedbackCategory",
     "InDoubtPolicy",
+    "Label",
     "ProductProfile",
     "Region",
     "Rule",
     "Rulebook",
     "SendSpec",
+    "label_in",
 ]
 
 
@@ -103,6 +105,23 @@ class AliyunTemplate(_Strict):
 
 
 _ALIYUN_VARIABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,24}$")
+# A name shown to people: one string, or one per locale ({zh-CN: 运输破损, en: Damaged in transit}).
+Label = str | dict[str, str]
+
+
+def label_in(label: Label | None, locale: str, fallback: str) -> str:
+    """``label`` in ``locale`` (``zh`` matches ``zh-CN``), else its first entry, else the id."""
+    if label is None:
+        return fallback
+    if isinstance(label, str):
+        return label
+    for key, text in label.items():
+        if (
+            key.lower() == locale.lower()
+            or key.split("-")[0].lower() == locale.split("-")[0].lower()
+        ):
+            return text
+    return next(iter(label.values()), fallback)
 
 
 class SendSpec(_Strict):
@@ -118,6 +137,9 @@ class Rule(_Strict):
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     description: str | None = None
+    label: Label | None = None
+    # false: the rule is kept in the file but plans nothing (e.g. the weekly digest, switched off)
+    enabled: bool = True
     on: Annotated[list[str], BeforeValidator(_as_list)] = Field(min_length=1)
     when: str | None = None
     delay: str | None = None
@@ -164,6 +186,9 @@ class Rule(_Strict):
         if self.audience == Audience.MERCHANT and self.send.channel != ChannelChoice.EMAIL:
             raise ValueError("a rule with audience: merchant sends by email (send.channel: email)")
         return self
+
+    def label_in(self, locale: str) -> str:
+        return label_in(self.label, locale, self.id)
 
     @property
     def daily_window(self) -> DailyWindow | None:
@@ -236,9 +261,25 @@ class FeedbackCategory(_Strict):
     """An after-sales category of customer replies, recognised by keywords."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    label: str | None = None
+    label: Label | None = None
     complaint: bool = True
     keywords: list[str] = Field(min_length=1)
+    # How soon, in business hours, the shop should act on a case of this category.
+    respond_within: str = "1d"
+
+    @field_validator("respond_within")
+    @classmethod
+    def _respond_shape(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta(0):
+            raise ValueError("respond_within should be longer than 0")
+        return value
+
+    @property
+    def response_time(self) -> timedelta:
+        return parse_duration(self.respond_within)
+
+    def label_in(self, locale: str) -> str:
+        return label_in(self.label, locale, self.id)
 
     @field_validator("keywords")
     @classmethod
@@ -258,7 +299,7 @@ class Rulebook(_Strict):
     feedback: tuple[FeedbackCategory, ...] = ()
 
     def rules_on(self, event_type: str) -> list[Rule]:
-        return [r for r in self.rules if event_type in r.on]
+        return [r for r in self.rules if r.enabled and event_type in r.on]
 
     def rules_cancelled_by(self, event_type: str) -> list[Rule]:
         return [r for r in self.rules if event_type in r.cancel_on]
@@ -266,6 +307,9 @@ class Rulebook(_Strict):
     def reply_rule_ids(self) -> list[str]:
         """The rules whose messages ask the customer to reply (feedback requests)."""
         return [r.id for r in self.rules if r.expects_reply]
+
+    def category(self, category_id: str) -> FeedbackCategory | None:
+        return next((c for c in self.feedback if c.id == category_id), None)
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

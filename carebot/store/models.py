@@ -27,6 +27,7 @@ from carebot.store.types import UTCDateTime
 
 __all__ = [
     "Base",
+    "CaseRow",
     "ConsentRow",
     "CustomerRow",
     "EventRow",
@@ -203,6 +204,8 @@ class FeedbackRow(Base):
     """A customer's reply to a feedback request: the score, their words, the category."""
 
     __tablename__ = "feedback"
+    # A customer's next score after a complaint (the recovery measure).
+    __table_args__ = (Index("ix_feedback_customer_id_received_at", "customer_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -213,6 +216,50 @@ class FeedbackRow(Base):
     text: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(60))
     received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# A case counts as active (one per order at a time) in these statuses.
+ACTIVE_CASE = "status IN ('open', 'contacted')"
+
+
+class CaseRow(Base):
+    """Service recovery: one complaint followed until the customer is happy again."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index(
+            "uq_cases_active_order",
+            "order_id",
+            unique=True,
+            postgresql_where=text(ACTIVE_CASE),
+            sqlite_where=text(ACTIVE_CASE),
+        ),
+        Index("ix_cases_status_deadline_at", "status", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(200), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # [{"sku": …, "title": …}] of the order, as when the case opened.
+    products: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    category: Mapped[str] = mapped_column(String(60), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    # Counts the case's steps: a deadline alert goes out once per step.
+    step: Mapped[int] = mapped_column(default=0)
+    deadline_at: Mapped[datetime | None]
+    # When a step first ran past its deadline (the case counts as past deadline).
+    overdue_at: Mapped[datetime | None]
+    # The step whose deadline alert was last raised (one alert per step).
+    alerted_step: Mapped[int | None]
+    contacted_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    # The customer's answer to "was it put right?": True, False, or None (not asked/answered).
+    recovered: Mapped[bool | None] = mapped_column(Boolean)
+    # [{"at", "who", "status", "note"}], oldest first.
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime]
 
 
 class ConsentRow(Base):

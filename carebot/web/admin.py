@@ -17,11 +17,13 @@ from starlette.responses import JSONResponse, Response
 from carebot.contacts import normalize_phone, valid_email
 from carebot.masking import mask_recipient
 from carebot.store import admin, consent
+from carebot.store import cases as case_store
 from carebot.web._body import read_body
+from carebot.web._cases import VERBS, apply_step
 from carebot.web._payload import PayloadError, parse_id, parse_json
 from carebot.web.state import runtime_of
 
-__all__ = ["cancel", "consents", "notifications", "resend"]
+__all__ = ["cancel", "case_step", "cases", "consents", "notifications", "resend"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +159,58 @@ async def cancel(request: Request) -> Response:
 async def resend(request: Request) -> Response:
     """``POST /api/notifications/{id}/resend``: send a failed one again, now."""
     return await _act(request, "resend")
+
+
+async def cases(request: Request) -> Response:
+    """``GET /api/cases?status=…&order_id=…``: service-recovery cases, newest first (100)."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    runtime = runtime_of(request)
+    status = request.query_params.get("status")
+    order_id = request.query_params.get("order_id")
+
+    def load() -> list[dict[str, Any]]:
+        with runtime.db.transaction() as session:
+            found = case_store.list_cases(session, status=status, order_id=order_id)
+            return [case_store.case_json(c) for c in found]
+
+    return JSONResponse({"cases": await run_in_threadpool(load)})
+
+
+async def case_step(request: Request) -> Response:
+    """``POST /api/cases/{id}/contacted|resolved|dismissed|reopen``, body ``{"note": …}``."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    runtime = runtime_of(request)
+    verb = request.path_params["step"]
+    if verb not in VERBS:
+        return JSONResponse({"error": f"unknown step {verb!r}"}, status_code=404)
+    case_id = parse_id(request.path_params["case_id"])
+    if case_id is None:
+        return JSONResponse({"error": "no such case"}, status_code=404)
+    body = await read_body(request, runtime.settings.http.max_body_bytes)
+    note = ""
+    if body.strip():
+        try:
+            payload: Any = parse_json(body, max_depth=runtime.settings.http.max_json_depth)
+        except PayloadError as exc:
+            return _bad(str(exc))
+        if not isinstance(payload, dict) or not isinstance(payload.get("note", ""), str):
+            return _bad('body must be a JSON object like {"note": "…"}')
+        note = payload.get("note", "")
+
+    def apply() -> tuple[Any, dict[str, Any] | None]:
+        return apply_step(runtime, case_id=case_id, verb=verb, who="admin-api", note=note)
+
+    outcome, found = await run_in_threadpool(apply)
+    if found is None:
+        if outcome == "not_found":
+            return JSONResponse({"error": "no such case"}, status_code=404)
+        return JSONResponse(
+            {"error": f"the case's status does not allow {verb} (or the order has an active case)"},
+            status_code=409,
+        )
+    logger.info("case stepped by admin", extra={"action": f"admin_case_{verb}", "case_id": case_id})
+    return JSONResponse(found)

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from carebot import __version__
 from carebot.metrics import MetricsMiddleware
 from carebot.runtime import Runtime
-from carebot.web.admin import cancel, consents, notifications, resend
+from carebot.web.admin import cancel, case_step, cases, consents, notifications, resend
 from carebot.web.aliyun_callbacks import aliyun_report, aliyun_up
 from carebot.web.dashboard import routes as dashboard_routes
 from carebot.web.dashboard.throttle import LoginThrottle
@@ -93,6 +93,8 @@ def create_app(
             Route("/api/notifications", notifications, methods=["GET"]),
             Route("/api/notifications/{notification_id}/cancel", cancel, methods=["POST"]),
             Route("/api/notifications/{notification_id}/resend", resend, methods=["POST"]),
+            Route("/api/cases", cases, methods=["GET"]),
+            Route("/api/cases/{case_id}/{step}", case_step, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard_routes(),

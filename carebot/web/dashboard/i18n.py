@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["LANGUAGES", "Translator", "pick_language"]
+from carebot.rulebook.schema import Rulebook
+
+__all__ = ["LANGUAGES", "Names", "Translator", "pick_language"]
 
 LANGUAGES = ("zh-CN", "en")
 
@@ -113,6 +115,66 @@ _TEXT: dict[str, tuple[str, str]] = {
     "rules.send": ("发送", "Send"),
     "rules.timing": ("时机", "Timing"),
     "rules.products": ("商品档案", "Product profiles"),
+    "cases.title": ("售后工单", "Service cases"),
+    "cases.window": ("近 30 天创建的工单", "Cases opened in the last 30 days"),
+    "cases.none": ("还没有售后工单。", "No cases yet."),
+    "cases.open_by_hand": ("手动创建工单", "Open a case"),
+    "cases.note": ("备注", "Note"),
+    "cases.deadline": ("处理时限", "Deadline"),
+    "cases.opened": ("创建于", "Opened"),
+    "cases.history": ("处理记录", "History"),
+    "cases.who": ("操作人", "Who"),
+    "cases.recovered": ("客户确认已解决", "Customer confirmed it was put right"),
+    "cases.not_recovered": ("客户表示未解决", "Customer said it was not put right"),
+    "cases.overdue": ("已超时", "Past deadline"),
+    "cases.count": ("工单数", "Cases"),
+    "cases.by_category": ("各类别的工单（按周）", "Cases by category (by week)"),
+    "cases.by_product": ("各商品的工单", "Cases by product"),
+    "cases.first_contact": ("首次联系时间中位数（小时）", "Median time to first contact (hours)"),
+    "cases.resolution": ("解决时间中位数（小时）", "Median time to resolution (hours)"),
+    "cases.past_deadline": ("超时占比", "Share past deadline"),
+    "cases.recovery_rate": ("挽回率", "Recovery rate"),
+    "cases.active": ("待处理的工单", "Active cases"),
+    "action.contacted": ("标记为已联系", "Mark contacted"),
+    "action.resolved": ("标记为已解决", "Mark resolved"),
+    "action.dismissed": ("不予处理", "Dismiss"),
+    "action.reopen": ("重新打开", "Reopen"),
+    "action.open": ("创建工单", "Open case"),
+    "done.contacted": ("工单已标记为已联系。", "Case marked contacted."),
+    "done.resolved": ("工单已标记为已解决。", "Case marked resolved."),
+    "done.dismissed": ("工单已标记为不予处理。", "Case dismissed."),
+    "done.reopen": ("工单已重新打开。", "Case reopened."),
+    "done.open": ("工单已创建。", "Case opened."),
+}
+
+# Statuses of notifications, orders, shipments and cases: (zh-CN, en).
+_STATUS: dict[str, tuple[str, str]] = {
+    "scheduled": ("待发送", "scheduled"),
+    "claimed": ("发送中", "claimed"),
+    "sending": ("发送中", "sending"),
+    "sent": ("已发送", "sent"),
+    "delivered": ("已送达", "delivered"),
+    "failed": ("失败", "failed"),
+    "undelivered": ("未送达", "undelivered"),
+    "expired": ("已过期", "expired"),
+    "unknown": ("未知", "unknown"),
+    "cancelled": ("已取消", "cancelled"),
+    "suppressed": ("已拦截", "suppressed"),
+    "placed": ("已下单", "placed"),
+    "paid": ("已付款", "paid"),
+    "shipped": ("已发货", "shipped"),
+    "refunded": ("已退款", "refunded"),
+    "pending": ("待揽收", "pending"),
+    "in_transit": ("运输中", "in transit"),
+    "out_for_delivery": ("派送中", "out for delivery"),
+    "failed_attempt": ("投递失败", "failed attempt"),
+    "available_for_pickup": ("待取件", "available for pickup"),
+    "exception": ("异常", "exception"),
+    "open": ("待处理", "open"),
+    "contacted": ("已联系", "contacted"),
+    "resolved": ("已解决", "resolved"),
+    "dismissed": ("不予处理", "dismissed"),
+    "other": ("其他", "other"),
 }
 
 
@@ -126,6 +188,30 @@ class Translator:
     def __call__(self, key: str) -> str:
         pair = _TEXT.get(key)
         return pair[self._index] if pair else key
+
+
+class Names:
+    """Labels for statuses, feedback categories and rules in one language (the rules' own
+    ``label`` first; an unknown name shows as it is)."""
+
+    def __init__(self, rulebook: Rulebook, language: str) -> None:
+        self.rulebook = rulebook
+        self.language = language if language in LANGUAGES else LANGUAGES[0]
+        self._index = LANGUAGES.index(self.language)
+
+    def status(self, name: str | None) -> str:
+        pair = _STATUS.get(name or "")
+        return pair[self._index] if pair else (name or "")
+
+    def category(self, name: str | None) -> str:
+        found = self.rulebook.category(name or "")
+        if found is not None:
+            return found.label_in(self.language)
+        return self.status(name)
+
+    def rule(self, name: str | None) -> str:
+        found = self.rulebook.rule(name or "")
+        return found.label_in(self.language) if found is not None else (name or "")
 
 
 def _match(tag: str) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -13,15 +13,20 @@ from carebot.contacts import normalize_phone, valid_email
 from carebot.disruptions import affects_address
 from carebot.disruptions.active import active_disruptions
 from carebot.masking import mask_recipient
+from carebot.store import cases as case_store
 from carebot.store import dashboard as queries
+from carebot.store.case_report import CaseReport, case_report
 from carebot.store.feedback import LOW_SCORE, feedback_report
 from carebot.store.history import declared_disruptions
 from carebot.web.dashboard.charts import local_days, local_hours, stacked_bars
+from carebot.web.dashboard.i18n import Names
 from carebot.web.dashboard.views import View, guarded, render
 
 __all__ = ["disruptions", "feedback", "order", "orders", "overview", "rules", "upcoming"]
 
 DISRUPTION_EVENTS = ("disruption.stock_up", "disruption.shipment_at_risk")
+# The feedback page measures the cases opened this long ago or since (the CLI: any period).
+CASES_WINDOW = timedelta(days=30)
 
 
 def _page(view: View, template: str, **context: Any) -> Response:
@@ -45,7 +50,8 @@ async def overview(view: View) -> Response:
 
     data = await run_in_threadpool(load)
     labels = [d.strftime("%m-%d") for d in days[:-1]]
-    chart = stacked_bars(labels, data.per_day_per_rule)
+    names = Names(view.runtime.rules(), view.language)
+    chart = stacked_bars(labels, {names.rule(r): n for r, n in data.per_day_per_rule.items()})
     return _page(view, "overview.html", data=data, chart_data=chart)
 
 
@@ -88,16 +94,27 @@ async def order(view: View) -> Response:
     """One order's timeline, contacts shown whole (the one page that does)."""
     order_id = view.request.path_params["order_id"]
 
-    def load() -> queries.Timeline | None:
+    def load() -> tuple[queries.Timeline | None, list[dict[str, Any]]]:
         with view.runtime.db.transaction() as session:
-            return queries.order_timeline(session, order_id)
+            found = queries.order_timeline(session, order_id)
+            cases = case_store.list_cases(session, order_id=order_id)
+            return found, [case_store.case_json(c) for c in cases]
 
-    timeline = await run_in_threadpool(load)
+    timeline, cases = await run_in_threadpool(load)
     if timeline is None:
         page = _page(view, "orders.html", query=order_id, shown=order_id, contact=False, found=[])
         page.status_code = 404
         return page
-    return _page(view, "timeline.html", timeline=timeline, back=view.request.url.path)
+    return _page(
+        view,
+        "timeline.html",
+        timeline=timeline,
+        cases=cases,
+        has_active=any(c["status"] in case_store.ACTIVE for c in cases),
+        categories=[c.id for c in view.runtime.rules().feedback],
+        parse_time=datetime.fromisoformat,
+        back=view.request.url.path,
+    )
 
 
 @guarded
@@ -113,7 +130,8 @@ async def upcoming(view: View) -> Response:
 
     data = await run_in_threadpool(load)
     day_labels = [hours[i * 24].strftime("%m-%d") for i in range(7)]
-    by_rule = stacked_bars(day_labels, data.by_rule)
+    names = Names(view.runtime.rules(), view.language)
+    by_rule = stacked_bars(day_labels, {names.rule(r): n for r, n in data.by_rule.items()})
     by_hour = stacked_bars([f"{h:02d}" for h in range(24)], {"": data.by_hour}, height=160)
     grid = [data.by_slot[d * 24 : d * 24 + 24] for d in range(7)]
     return _page(
@@ -136,19 +154,36 @@ async def feedback(view: View) -> Response:
     weeks = local_days(today - timedelta(days=today.weekday()), view.zone, back=7 * 7, ahead=6)
     weeks = weeks[::7]
 
-    def load() -> tuple[Any, dict[int, list[int]], list[Any]]:
+    recovery_days = view.runtime.settings.service.recovery_days
+
+    def load() -> tuple[Any, dict[int, list[int]], list[Any], CaseReport, Any, list[Any]]:
         with view.runtime.db.transaction() as session:
             report = feedback_report(session)
             return (
                 report,
                 queries.scores_by_bucket(session, bounds=weeks),
                 queries.low_scores(session, at_most=LOW_SCORE),
+                case_report(session, since=now - CASES_WINDOW, recovery_days=recovery_days),
+                case_store.cases_by_bucket(session, bounds=weeks),
+                [case_store.case_json(c) for c in case_store.active_cases(session, limit=50)],
             )
 
-    report, scores, low = await run_in_threadpool(load)
+    report, scores, low, cases, by_week, active = await run_in_threadpool(load)
+    names = Names(view.runtime.rules(), view.language)
     labels = [w.strftime("%m-%d") for w in weeks[:-1]]
     chart = stacked_bars(labels, {f"{s}★": counts for s, counts in scores.items()})
-    return _page(view, "feedback.html", report=report, chart_data=chart, low=low)
+    cases_chart = stacked_bars(labels, {names.category(c): n for c, n in by_week.items()})
+    return _page(
+        view,
+        "feedback.html",
+        report=report,
+        chart_data=chart,
+        low=low,
+        cases=cases,
+        cases_chart=cases_chart,
+        active=active,
+        parse_time=datetime.fromisoformat,
+    )
 
 
 @guarded

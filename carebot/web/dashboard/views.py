@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from carebot.masking import mask_recipient, mask_text
 from carebot.runtime import Runtime
 from carebot.store import meta
-from carebot.web.dashboard.i18n import Translator, pick_language
+from carebot.web.dashboard.i18n import Names, Translator, pick_language
 from carebot.web.dashboard.session import COOKIE, GENERATION_KEY, SessionSigner
 from carebot.web.state import runtime_of
 
@@ -117,6 +117,7 @@ def render(
     """Render ``template`` with the common context; remember an explicit ``?lang=``."""
     page = _env.get_template(template).render(
         t=Translator(language),
+        names=Names(runtime_of(request).rules(), language),
         lang=language,
         path=request.url.path,
         done=request.query_params.get("done"),
