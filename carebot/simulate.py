@@ -195,7 +195,7 @@ async def simulate(
         return []
     clock = VirtualClock(events[0].occurred_at)
     with tempfile.TemporaryDirectory(prefix="carebot-simulate-") as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}", durable=False)
+        db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}")
         db.upgrade()
         channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
         runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)
