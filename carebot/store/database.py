@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from carebot.exceptions import StoreError
 
 __all__ = ["Database", "make_engine"]
 
@@ -52,7 +55,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot reach the database {url}: cannot create {folder}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
             # Transactions take turns (``Database.transaction``), so one pooled connection
             # serves them all and keeps its page cache warm; a connection opened beside one
             # (a migration, a check) is closed when returned.
@@ -114,6 +124,17 @@ class Database:
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn`` in a worker thread; return once it is done."""
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def check(self) -> None:
+        """Connect once; raise ``StoreError`` with the reason when the database cannot be
+        reached (server down, wrong password, a file in a folder that cannot be written)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            url = self.engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"cannot reach the database {url}: {reason}") from exc
 
     def upgrade(self, revision: str = "head") -> None:
         """Run the Alembic migrations up to ``revision``."""
