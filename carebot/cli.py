@@ -1,10 +1,17 @@
-"""The ``carebot`` command."""
+"""The ``carebot`` command.
+
+Exit codes: 0 done; 1 a problem with what you gave carebot (a file that is missing or not
+what the command reads, invalid rules, invalid settings, a second daemon on a busy port); 2 a
+command line argparse refused; 3 the database cannot be reached; 130 interrupted (Ctrl-C); 141
+the reader of the output went away (``carebot preview … | head``), with nothing printed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -15,17 +22,23 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from carebot import __version__
-from carebot.exceptions import CarebotError, EventError, RuleError
+from carebot.exceptions import CarebotError, EventError, PortInUseError, RuleError, StoreError
 from carebot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from carebot.runtime import Runtime
+    from carebot.store.database import Database
     from carebot.store.reports import StatusSummary
 
 __all__ = ["main"]
 
 # Replays shorter than this finish too fast for a progress counter to help.
 PROGRESS_MIN_EVENTS = 200
+
+EXIT_PROBLEM = 1
+EXIT_DATABASE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -49,7 +62,8 @@ def _banner(runtime: object) -> str:
         f"  database:  {runtime.db.engine.url.render_as_string(hide_password=True)}",
         f"  rules:     {s.rules_dir} ({len(runtime.rules().rules)} rules), "
         f"templates: {s.templates_dir}",
-        f"  quiet:     {s.quiet_hours} (customer's local time), default zone {s.default_timezone}",
+        f"  quiet:     {s.quiet_hours or 'none'} (customer's local time), "
+        f"default zone {s.default_timezone}",
     ]
     if isinstance(sms, Console) and s.sms.provider == "aliyun":
         lines.append(
@@ -105,7 +119,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(args.log_level, args.log_format or settings.log_format)
-    runtime = build_runtime(settings)
+    _require_rules_dir(settings.rules_dir)
+    _require_free_port(settings.http.host, settings.http.port)
+    db = _database(settings)
+    runtime = build_runtime(settings, db=db)
     if runtime.db.dialect == "sqlite":
         runtime.db.upgrade()  # the embedded default looks after itself
     elif runtime.db.pending_migrations():
@@ -115,6 +132,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(Daemon(runtime).serve())
     return 0
+
+
+def _require_rules_dir(rules_dir: Path) -> None:
+    if not rules_dir.is_dir():
+        raise CarebotError(
+            f"rules folder {rules_dir} not found: run `carebot init` to write starter rules,"
+            " templates and config here, or set CAREBOT_RULES_DIR"
+        )
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before anything starts when another process listens on the daemon's address."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another carebot"
+            " running? set CAREBOT_HTTP__PORT for a second one)"
+        ) from exc
+
+
+def _database(settings: Settings) -> Database:
+    """The configured database, checked to be reachable (``StoreError`` otherwise)."""
+    from carebot.store.database import Database
+
+    db = Database(settings.database_url)
+    db.check()
+    return db
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -127,10 +177,9 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from carebot.store.database import Database
 
     settings = _settings(args)
-    db = Database(settings.database_url)
+    db = _database(settings)
     db.upgrade()
     print(f"database at head: {db.engine.url.render_as_string(hide_password=True)}")
     return 0
@@ -221,11 +270,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from carebot.store.database import Database
     from carebot.store.reports import status_summary
 
     settings = _settings(args)
-    db = Database(settings.database_url)
+    db = _database(settings)
     now = datetime.now(UTC)
     with db.transaction() as session:
         summary = status_summary(session, now=now)
@@ -300,12 +348,11 @@ def cmd_report_cases(args: argparse.Namespace) -> int:
 
 def cmd_report_feedback(args: argparse.Namespace) -> int:
     from carebot.simulate import parse_until
-    from carebot.store.database import Database
     from carebot.store.feedback import feedback_report
 
     settings = _settings(args)
     since = parse_until(args.since, flag="--since") if args.since else None
-    db = Database(settings.database_url)
+    db = _database(settings)
     with db.transaction() as session:
         report = feedback_report(session, since=since)
     if args.json:
@@ -346,11 +393,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from standardwebhooks.webhooks import Webhook
 
     from carebot.runtime import webhook_secret
-    from carebot.store.database import Database
 
     settings = _settings(args)
-    body = Path(args.file).read_bytes().decode("utf-8")
-    db = Database(settings.database_url)
+    path = Path(args.file)
+    try:
+        body = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise CarebotError(f"{path}: cannot read the event file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CarebotError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+    db = _database(settings)
     db.upgrade()
     secret = webhook_secret(settings, db)
     message_id = args.id or f"msg_{uuid.uuid4().hex}"
@@ -359,6 +411,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
     print(f"webhook-id: {message_id}")
     print(f"webhook-timestamp: {int(now.timestamp())}")
     print(f"webhook-signature: {signature}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from carebot.starter import write_starter
+
+    target = Path(args.dir)
+    for written in write_starter(target):
+        print(f"wrote {written}")
+    print(f"next: cd {target} && carebot validate && carebot run", file=sys.stderr)
     return 0
 
 
@@ -375,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=["text", "json"], help="overrides CAREBOT_LOG_FORMAT (text)"
     )
     run.set_defaults(handler=cmd_run)
+
+    init = commands.add_parser(
+        "init", help="write starter rules/, message_templates/ and config/carebot.toml"
+    )
+    init.add_argument("dir", nargs="?", default=".", help="where to write them (default: here)")
+    init.set_defaults(handler=cmd_init)
 
     validate = commands.add_parser("validate", help="check rules and templates")
     validate.add_argument("rules_dir", nargs="?")
@@ -434,15 +502,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (``| head``): what is still buffered can go nowhere, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except RuleError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return 1
+        return EXIT_PROBLEM
+    except StoreError as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
     except (EventError, CarebotError, ValueError) as exc:
         print(f"carebot: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_PROBLEM
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -50,10 +50,6 @@ class SourceError(CarebotError):
     """Raised when a platform payload cannot be mapped to canonical events."""
 
 
-class SignatureError(SourceError):
-    """Raised when a webhook's signature is missing, stale or wrong."""
-
-
 class ChannelError(CarebotError):
     """Raised when a channel could not hand a message to its provider.
 
@@ -80,4 +76,8 @@ class ChannelError(CarebotError):
 
 
 class StoreError(CarebotError):
-    """Raised when the database is unreachable or its schema is not what carebot expects."""
+    """Raised when the database cannot be reached or its schema is not what carebot expects."""
+
+
+class PortInUseError(CarebotError):
+    """Raised when the daemon's HTTP address is already taken by another process."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from carebot.exceptions import ExpressionError
 from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.rulebook.expressions import compile_condition, render_value
 from carebot.rulebook.schema import Audience, ChannelChoice, DedupeScope, Rule, Rulebook
-from carebot.rulebook.windows import DailyWindow, next_allowed, parse_duration, parse_window
+from carebot.rulebook.windows import DailyWindow, next_allowed, parse_duration
 from carebot.store.entities import Facts
 
 __all__ = ["Cancellation", "Plan", "Planner", "PlanningPolicy", "build_context"]
@@ -42,13 +42,18 @@ def _nobody_opted_out(channel: str, address: str) -> bool:
     return False
 
 
+# The default quiet hours (CAREBOT_QUIET_HOURS), customer's local time.
+QUIET_HOURS = DailyWindow(time(21), time(9))
+
+
 @dataclass(frozen=True)
 class PlanningPolicy:
     """The merchant-wide settings planning depends on."""
 
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
-    quiet_hours: str | None = "21:00-09:00"
+    # Customer's local time; None: no quiet hours.
+    quiet_hours: DailyWindow | None = QUIET_HOURS
     max_attempts: int = 6
     shop_name: str = "carebot"
     # Where rules with ``audience: merchant`` write (CAREBOT_ALERTS__EMAIL).
@@ -57,9 +62,7 @@ class PlanningPolicy:
     @property
     def send_window(self) -> DailyWindow | None:
         """The hours outside quiet hours, when a customer may be messaged."""
-        if not self.quiet_hours or self.quiet_hours.strip().lower() == "none":
-            return None
-        return parse_window(self.quiet_hours).inverse()
+        return None if self.quiet_hours is None else self.quiet_hours.inverse()
 
 
 # Derived events about a customer's supply rather than about one order.

@@ -20,6 +20,7 @@ from carebot.planner import Planner, build_context
 from carebot.rendering import RenderLimits, TemplateRenderer
 from carebot.rulebook.expressions import compile_condition
 from carebot.rulebook.schema import Rulebook
+from carebot.rulebook.windows import DailyWindow
 from carebot.runtime import planning_policy
 from carebot.segments import count_segments
 from carebot.settings import Settings
@@ -183,10 +184,12 @@ def preview(
     return messages
 
 
-def _settled_reasons(delay: str | None, window: str | None, quiet: str | None) -> tuple[str, ...]:
+def _settled_reasons(
+    delay: str | None, window: str | None, quiet: DailyWindow | None
+) -> tuple[str, ...]:
     """Why a message is due at once: what could have moved it, and that nothing did."""
     reasons = ["no delay" if not delay else f"delay {delay}"]
-    if quiet and quiet.strip().lower() != "none":
+    if quiet is not None:
         reasons.append(f"outside quiet hours {quiet}")
     else:
         reasons.append("no quiet hours")

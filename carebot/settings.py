@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -12,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from carebot.rulebook.windows import DailyWindow, parse_window
 
 __all__ = [
     "AliyunSettings",
@@ -252,7 +255,8 @@ class Settings(BaseSettings):
     shop_name: str = "carebot demo shop"
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
-    quiet_hours: str = "21:00-09:00"
+    # Customer's local time; "none" (None here) turns it off. Parsed once, here.
+    quiet_hours: DailyWindow | None = DailyWindow(time(21), time(9))
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
     log_format: Literal["text", "json"] = "text"
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -287,13 +291,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("quiet_hours")
+    @field_validator("quiet_hours", mode="before")
     @classmethod
-    def _quiet_hours_shape(cls, value: str) -> str:
-        from carebot.rulebook.windows import parse_window
-
-        if value.strip().lower() != "none":
-            parse_window(value)
+    def _parse_quiet_hours(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return None if value.strip().lower() == "none" else parse_window(value)
         return value
 
     @property

@@ -68,22 +68,42 @@ class SimulationRecord:
 
 def read_events(path: Path) -> list[Event]:
     """Parse a JSON Lines file of canonical events; every bad line is reported at once."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EventError(f"{path}: cannot read the events file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise EventError(f"{path}: not UTF-8 text: {exc.reason}") from exc
     events: list[Event] = []
     problems: list[Problem] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            try:
-                events.append(parse_event(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(str(path), number, exc.colno, f"not JSON: {exc.msg}"))
-            except EventError as exc:
-                problems.append(Problem(str(path), number, 1, str(exc)))
+    # read_text turned every line ending into "\n" (as iterating the file would split).
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            events.append(parse_event(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if not problems and _one_json_document(text):
+                # A pretty-printed event (or a list of them): say so once, not per line.
+                raise EventError(
+                    f"{path}:{number}:{exc.colno}: not JSON Lines: simulate reads one canonical"
+                    " event per line, and this file is one JSON document spread over lines"
+                ) from exc
+            problems.append(Problem(str(path), number, exc.colno, f"not JSON: {exc.msg}"))
+        except EventError as exc:
+            problems.append(Problem(str(path), number, 1, str(exc)))
     if problems:
         raise EventError("\n".join(str(p) for p in problems))
     # Stable: events at the same instant keep their order in the file.
     return sorted(events, key=lambda e: e.occurred_at)
+
+
+def _one_json_document(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 class _Replay:
@@ -195,7 +215,7 @@ async def simulate(
         return []
     clock = VirtualClock(events[0].occurred_at)
     with tempfile.TemporaryDirectory(prefix="carebot-simulate-") as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}", durable=False)
+        db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}")
         db.upgrade()
         channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
         runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)

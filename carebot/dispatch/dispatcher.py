@@ -117,7 +117,7 @@ class Dispatcher:
         clock: Clock,
         settings: DispatchSettings,
         public_url: str,
-        quiet_hours: str | None,
+        quiet_hours: DailyWindow | None,
         caps: CapSettings | None = None,
         concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
@@ -132,11 +132,7 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         caps = caps or CapSettings()
         self._caps = {ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day}
-        self._send_window = (
-            parse_window(quiet_hours).inverse()
-            if quiet_hours and quiet_hours.strip().lower() != "none"
-            else None
-        )
+        self._send_window = None if quiet_hours is None else quiet_hours.inverse()
         self._mail_domain = urlsplit(self.public_url).hostname or "carebot.local"
         # A row becomes `sending` only once a provider slot is free: rows queued behind a
         # slow provider stay `claimed`, so a crash never leaves them in doubt.

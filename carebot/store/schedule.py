@@ -15,7 +15,9 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     Boolean,
+    CursorResult,
     Integer,
+    Result,
     Table,
     and_,
     bindparam,
@@ -34,7 +36,6 @@ from sqlalchemy.orm import Session
 from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
 from carebot.store import consent
-from carebot.store._driver import run, session_run
 from carebot.store._upsert import prepared_insert_ignore
 from carebot.store.models import NotificationRow
 from carebot.store.types import UTCDateTime
@@ -59,31 +60,38 @@ __all__ = [
 ]
 
 _PENDING = (S.SCHEDULED, S.CLAIMED)
-# Hot statements are built on the table: Core, once, with bound parameters, and run on the
-# session's connection (a third of the cost of Session.execute), on SQLite straight on the
-# driver (``_driver.run``). Only where no ORM object of the session could be pending: Core on
-# the connection does not flush the session first.
+# Hot statements are built on the table once, as Core with bound parameters, so SQLAlchemy
+# compiles each once (its compiled cache) and every execution only binds values.
 _TABLE = cast(Table, NotificationRow.__table__)
-# A literal, not a bound parameter: only a literal lets SQLite's and PostgreSQL's planners match
-# the query to the partial index on scheduled rows (a parameter could be any status).
-IS_SCHEDULED = _TABLE.c.status == literal_column("'scheduled'")
+IS_SCHEDULED = _TABLE.c.status == str(S.SCHEDULED)
 
 
 def _status_in(*statuses: S) -> Any:
-    """``status IN ('a', 'b')`` with the statuses written into the SQL: a list of bound
-    parameters is expanded anew at every execution, which costs more than the statement."""
-    return _TABLE.c.status.in_([literal_column(f"'{status}'") for status in statuses])
+    return _TABLE.c.status.in_([str(status) for status in statuses])
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE matched (``Session.execute`` types its result as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def insert_planned(
     session: Session, planned: Sequence[PlannedNotification], *, now: datetime
 ) -> list[PlannedNotification]:
-    """Insert what is new; a dedupe key already present (in any status) is left alone."""
-    inserted: list[PlannedNotification] = []
-    statement = prepared_insert_ignore(session, _TABLE, ("dedupe_key",), returning="id")
-    connection = session.connection()
+    """Insert what is new; a dedupe key already present (in any status) is left alone.
+
+    One statement for the whole plan (an executemany that SQLAlchemy sends as one multi-row
+    INSERT … RETURNING, its "insertmanyvalues"); the keys it returns are the rows it stored.
+    """
+    # Within a plan the first item of a key wins, as when each went in on its own.
+    first: dict[str, PlannedNotification] = {}
     for item in planned:
-        row = {
+        first.setdefault(item.dedupe_key, item)
+    unique = list(first.values())
+    if not unique:
+        return []
+    rows = [
+        {
             "dedupe_key": item.dedupe_key,
             "rule_id": item.rule_id,
             "channel": item.channel,
@@ -110,9 +118,11 @@ def insert_planned(
             "created_at": now,
             "updated_at": now,
         }
-        if run(connection, statement, row).scalar_one_or_none() is not None:
-            inserted.append(item)
-    return inserted
+        for item in unique
+    ]
+    statement = prepared_insert_ignore(session, _TABLE, ("dedupe_key",), returning="dedupe_key")
+    stored = set(session.execute(statement, rows).scalars())
+    return [item for item in unique if item.dedupe_key in stored]
 
 
 def cancel_pending(
@@ -148,7 +158,7 @@ def cancel_pending(
         .values(status=str(S.CANCELLED), reason=reason, locked_by=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+    return _rowcount(session.execute(statement))
 
 
 def cancel_rules(session: Session, *, rule_ids: Iterable[str], reason: str, now: datetime) -> int:
@@ -162,7 +172,7 @@ def cancel_rules(session: Session, *, rule_ids: Iterable[str], reason: str, now:
         .values(status=str(S.CANCELLED), reason=reason, locked_by=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+    return _rowcount(session.execute(statement))
 
 
 def due_candidates(dialect: str) -> Any:
@@ -250,7 +260,7 @@ def claim_due(
 ) -> list[Claimed]:
     """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
     params = {"now": now, "limit": limit, "worker": worker, "locked_until": now + lease}
-    result = session_run(session, _claim(session.get_bind().dialect.name), params)
+    result = session.execute(_claim(session.get_bind().dialect.name), params)
     rows = cast(list[Claimed], result.all())
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
@@ -305,8 +315,7 @@ def mark_sending(
     segments: int | None = None,
 ) -> bool:
     """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
-    result = session_run(
-        session,
+    result = session.execute(
         _MARK_SENDING,
         {
             "notification_id": notification_id,
@@ -318,7 +327,7 @@ def mark_sending(
             "now": now,
         },
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return _rowcount(result) == 1
 
 
 def mark_sent(
@@ -331,8 +340,7 @@ def mark_sent(
     reason: str | None = None,
 ) -> bool:
     """Record that the provider accepted the message."""
-    result = session_run(
-        session,
+    result = session.execute(
         _MARK_SENT,
         {
             "notification_id": notification_id,
@@ -342,7 +350,7 @@ def mark_sent(
             "reason": reason,
         },
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return _rowcount(result) == 1
 
 
 def release(
@@ -466,7 +474,7 @@ def reap_expired_leases(session: Session, *, now: datetime) -> ReapReport:
             .values(locked_by=None, locked_until=None, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
-        return session.execute(statement).rowcount  # type: ignore[attr-defined,no-any-return]
+        return _rowcount(session.execute(statement))
 
     late_claims = _update(and_(claimed, late), status=str(S.EXPIRED), reason=REAPED_LATE_CLAIM)
     released = _update(claimed, status=str(S.SCHEDULED))
@@ -518,7 +526,7 @@ def settle_from_provider(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return _rowcount(session.execute(statement)) == 1
 
 
 # When the earliest scheduled row falls due. SQLite reads the first entry of the due-time index
@@ -534,8 +542,7 @@ _NEXT_DUE: dict[str, Any] = {
 
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest scheduled row falls due."""
-    connection = session.connection()
-    due: datetime | None = run(connection, _NEXT_DUE[connection.dialect.name], {}).scalar()
+    due: datetime | None = session.execute(_NEXT_DUE[session.get_bind().dialect.name]).scalar()
     return due
 
 
@@ -579,7 +586,7 @@ def guards(
         "since": since,
     }
     opted_out, sent = False, []
-    for row in session_run(session, _GUARDS, params):
+    for row in session.execute(_GUARDS, params):
         if row.kind == 0:
             opted_out = bool(row.opted_out)
         else:
@@ -622,16 +629,18 @@ def absorb(
     ``survivor_version`` is the ``updated_at`` the caller read: if the survivor changed since
     (claimed, merged into by someone else), nothing is written and False comes back.
     """
-    updated = session.execute(
-        update(NotificationRow)
-        .where(
-            NotificationRow.id == survivor_id,
-            IS_SCHEDULED,
-            NotificationRow.updated_at == survivor_version,
+    updated = _rowcount(
+        session.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.id == survivor_id,
+                IS_SCHEDULED,
+                NotificationRow.updated_at == survivor_version,
+            )
+            .values(context=context, not_after=not_after, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(context=context, not_after=not_after, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     if updated != 1:
         return False
     finish(

@@ -1,7 +1,7 @@
-"""``Database.transaction`` on SQLite's shared connection, outside the writer thread's groups.
+"""``Database.transaction`` on a real SQLite file: one session per block.
 
-The transaction is the connection's own, begun when the block first touches the database. Core
-statements on ``session.connection()`` and ORM work in one block commit together, or not at all.
+The transaction begins when the block first touches the database. Core statements on
+``session.connection()`` and ORM work in one block commit together, or not at all.
 """
 
 from __future__ import annotations

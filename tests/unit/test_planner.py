@@ -110,7 +110,7 @@ def test_a_delay_landing_in_quiet_hours_is_held_to_nine_the_next_morning() -> No
 
 def test_quiet_hours_none_sends_at_the_computed_time_even_late_at_night() -> None:
     shipped_at = datetime(2026, 11, 20, 19, 0, tzinfo=SHANGHAI)
-    [planned] = plan_one([rule(delay="3h")], shipped_at, policy=PlanningPolicy(quiet_hours="none"))
+    [planned] = plan_one([rule(delay="3h")], shipped_at, policy=PlanningPolicy(quiet_hours=None))
     assert planned.due_at == datetime(2026, 11, 20, 22, 0, tzinfo=SHANGHAI)
     assert not any("held" in why for why in planned.why)
 
@@ -221,7 +221,7 @@ def test_a_customer_without_a_time_zone_is_planned_in_the_zone_of_their_phone_nu
     phone: str, zone: str
 ) -> None:
     # A default zone that matches neither, so the phone number must be what decides.
-    policy = PlanningPolicy(default_timezone="Europe/London", quiet_hours="none")
+    policy = PlanningPolicy(default_timezone="Europe/London", quiet_hours=None)
     at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     [planned] = plan_one(
         [rule()], at, the_facts=facts(phone=phone, timezone=None, country=None), policy=policy

@@ -3,7 +3,7 @@ southern-hemisphere and half-hour DST changes, Europe's, and Samoa's skipped day
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -94,3 +94,13 @@ def test_samoa_skipped_30_december_2011_so_the_morning_after_the_29th_is_the_31s
     assert (result.date().isoformat(), result.hour) == ("2011-12-31", 9)
     # 22:00 at UTC-10 to 09:00 at UTC+14 is eleven hours of real time, not a day and a half.
     assert result.astimezone(UTC) - evening.astimezone(UTC) == timedelta(hours=11)
+
+
+def test_quiet_hours_are_parsed_once_from_the_settings_and_none_turns_them_off() -> None:
+    from carebot.rulebook.windows import DailyWindow
+    from carebot.settings import Settings
+
+    assert Settings(quiet_hours="22:30-08:00").quiet_hours == DailyWindow(time(22, 30), time(8))
+    assert Settings(quiet_hours="None").quiet_hours is None
+    with pytest.raises(ValueError, match="not HH:MM-HH:MM"):
+        Settings(quiet_hours="late")
