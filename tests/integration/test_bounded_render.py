@@ -23,10 +23,10 @@ NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 SLOW = "{% for a in range(3000) %}{% for b in range(3000) %}{% endfor %}{% endfor %}{{ order.id }}"
 
 
-def _templates(tmp_path: Path) -> Path:
+def _templates(tmp_path: Path, slow: str = SLOW) -> Path:
     templates = tmp_path / "message_templates"
     shutil.copytree(MESSAGE_TEMPLATES, templates)
-    (templates / "zh-CN" / "shipped.sms.j2").write_text(SLOW, encoding="utf-8")
+    (templates / "zh-CN" / "shipped.sms.j2").write_text(slow, encoding="utf-8")
     return templates
 
 
@@ -69,11 +69,13 @@ async def test_a_render_past_its_budget_fails_the_message_while_the_loop_keeps_r
 
 
 def test_validate_reports_a_template_past_its_budget_with_its_place(tmp_path: Path) -> None:
+    # A budget no honest template comes near even on a loaded machine, and a loop far past it.
+    slower = SLOW.replace("3000", "8000")
     problems = validate_rules(
         RULES,
-        _templates(tmp_path),
+        _templates(tmp_path, slower),
         default_locale="zh-CN",
-        render=RenderLimits(timeout_seconds=0.3),
+        render=RenderLimits(timeout_seconds=2.0),
     )
     slow = [p for p in problems if "render budget exceeded" in p.message]
     assert slow, problems
