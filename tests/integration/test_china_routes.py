@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ from support.core import MESSAGE_TEMPLATES, RULES, migrated_database
 from carebot.channels import ChannelKind, MemoryChannel
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
+from carebot.reload import RulesReloader
+from carebot.rendering import TemplateRenderer
+from carebot.rulebook.ruleset import RuleSet
 from carebot.runtime import Runtime, build_runtime
 from carebot.settings import AliyunSettings, Settings, WebhookSettings
 from carebot.store import consent
@@ -161,3 +165,40 @@ async def test_pushes_with_a_wrong_token_or_a_broken_body_change_nothing(app: Ap
     assert not_a_push.status_code == 400
     assert app.count(RejectedPayloadRow) == 2
     assert app.count(EventRow) == 0
+
+
+MAPPED = """\
+rules:
+  - id: shipped
+    on: order.shipped
+    send:
+      channel: sms
+      template: shipped
+      aliyun: {code: SMS_465120001, params: {order: "{{ order.id }}"}}
+"""
+
+
+def test_with_aliyun_a_hot_reload_that_drops_a_template_keeps_the_last_good_rules(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    path = rules / "china.yaml"
+    path.write_text(MAPPED, encoding="utf-8")
+    reloader = RulesReloader(
+        rules=RuleSet(rules),
+        renderer=TemplateRenderer(templates_dir=MESSAGE_TEMPLATES, default_locale="zh-CN"),
+        db=migrated_database(tmp_path / "carebot.db"),
+        templates_dir=MESSAGE_TEMPLATES,
+        default_locale="zh-CN",
+        sms_provider="aliyun",
+        now=lambda: NOW,
+    )
+    path.write_text(MAPPED.split("      aliyun:")[0], encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    outcome = reloader.poll()
+    assert outcome.changed and not outcome.applied
+    assert any("send.aliyun" in p.message for p in outcome.problems)
+    kept = reloader.rules().rule("shipped")
+    assert kept is not None and kept.send.aliyun is not None
