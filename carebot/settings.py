@@ -68,11 +68,29 @@ class SmtpSettings(BaseModel):
         return bool(self.host and self.sender)
 
 
+def _check_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class WebhookSettings(BaseModel):
     carebot_secret: SecretStr | None = None
     shopify_secret: SecretStr | None = None
     woocommerce_secret: SecretStr | None = None
     aftership_secret: SecretStr | None = None
+    # The shop's own time zone, for WooCommerce dates sent without ``_gmt`` (REST v1);
+    # None: CAREBOT_DEFAULT_TIMEZONE.
+    woocommerce_timezone: str | None = None
+
+    @field_validator("woocommerce_timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
 
 
 class DispatchSettings(BaseModel):
@@ -140,6 +158,17 @@ class Settings(BaseSettings):
     shop_name: str = "carebot demo shop"
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    # The locale of a customer whose order names none, by shipping (else billing) country
+    # (ISO 3166 alpha-2); "*" is every other country. No country at all: default_locale.
+    country_locales: dict[str, str] = Field(
+        default_factory=lambda: {
+            "CN": "zh-CN",
+            "HK": "zh-CN",
+            "MO": "zh-CN",
+            "TW": "zh-CN",
+            "*": "en",
+        }
+    )
     quiet_hours: str = "21:00-09:00"
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
     log_format: Literal["text", "json"] = "text"
@@ -169,6 +198,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("country_locales")
+    @classmethod
+    def _country_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return {key.strip().upper(): locale.strip() for key, locale in value.items()}
 
     @field_validator("quiet_hours")
     @classmethod

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carebot.events import Event
+from carebot.events import Event, Order
 from carebot.exceptions import SourceError
 from carebot.runtime import Runtime
 from carebot.sources import aftership, shopify, woocommerce
@@ -41,11 +43,36 @@ def _unauthorized(source: str) -> Response:
     return JSONResponse({"error": "invalid or missing webhook signature"}, status_code=401)
 
 
-def join_known_shipments(runtime: Runtime, events: list[Event]) -> list[Event]:
-    """Give each event's shipment the id of a stored shipment with the same tracking number.
+def _joined(event: Event, order_id: str | None, known: lookups.KnownShipment | None) -> Event:
+    """``event`` joined to a stored order and shipment: what the shop said stays.
 
-    This is how an AfterShip update finds its order, and how a shipment first seen from
+    The shop's carrier name and tracking link win over a tracking service's; a known order's
+    customer is not rewritten from a tracking service's copy.
+    """
+    update: dict[str, Any] = {}
+    shipment = event.shipment
+    if shipment is not None and known is not None:
+        fields: dict[str, Any] = {"id": known.id, "order_id": order_id or known.order_id}
+        if known.carrier:
+            fields["carrier"] = None
+        if known.tracking_url:
+            fields["tracking_url"] = None
+        update["shipment"] = shipment.model_copy(update=fields)
+    elif shipment is not None and order_id:
+        update["shipment"] = shipment.model_copy(update={"order_id": order_id})
+    if event.order is not None and order_id:
+        update["order"] = Order(id=order_id)
+    return event.model_copy(update=update) if update else event
+
+
+def join_known_shipments(runtime: Runtime, events: list[Event]) -> list[Event]:
+    """Join each event's shipment and order to what the store knows.
+
+    A shipment with a stored shipment's tracking number takes that shipment's id and order:
+    this is how an AfterShip update finds its order, and how a shipment first seen from
     AfterShip (with no order) is joined to the order when the shop's fulfillment arrives.
+    Otherwise a tracking service's order (AfterShip ``order_id`` / ``order_number``) joins a
+    stored order of that id or number, and that order's one parcel without tracking number.
     """
     joined: list[Event] = []
     with runtime.db.transaction() as session:
@@ -58,15 +85,37 @@ def join_known_shipments(runtime: Runtime, events: list[Event]) -> list[Event]:
                 session, shipment.tracking_number, shipment.carrier
             )
             own_order = shipment.order_id or event.order_id
-            if (
-                known is None
-                or known.id == shipment.id
-                or (own_order and known.order_id and own_order != known.order_id)
-            ):
+            if known is not None and known.id != shipment.id:
+                if (
+                    own_order
+                    and known.order_id
+                    and own_order != known.order_id
+                    and lookups.order_known(session, own_order)
+                ):
+                    # Two stored orders claim this tracking number: leave them apart.
+                    joined.append(event)
+                    continue
+                provisional = (known.order_id or "").startswith(aftership.ORDER_ID_PREFIX)
+                if known.order_id is not None and not (provisional and own_order):
+                    joined.append(_joined(event, known.order_id, known))
+                else:
+                    # The stored shipment has no order yet (or only AfterShip's provisional
+                    # one): this event's order, if any, is it.
+                    fields = {"id": known.id, "order_id": own_order}
+                    joined.append(
+                        event.model_copy(update={"shipment": shipment.model_copy(update=fields)})
+                    )
+                continue
+            if known is not None or event.order is None:
                 joined.append(event)
                 continue
-            update = {"id": known.id, "order_id": own_order or known.order_id}
-            joined.append(event.model_copy(update={"shipment": shipment.model_copy(update=update)}))
+            order_id = event.order.id if lookups.order_known(session, event.order.id) else None
+            if order_id is None and event.order.number:
+                order_id = lookups.order_id_by_number(session, event.order.number)
+            if order_id is None:
+                joined.append(event)  # an order carebot does not know: this creates it
+                continue
+            joined.append(_joined(event, order_id, lookups.untracked_shipment(session, order_id)))
     return joined
 
 
@@ -138,12 +187,14 @@ async def shopify_webhook(request: Request) -> Response:
 
 async def woocommerce_webhook(request: Request) -> Response:
     """``POST /webhooks/woocommerce``: ``X-WC-Webhook-Signature``; the creation ping is 200."""
+    settings = runtime_of(request).settings
+    zone = ZoneInfo(settings.webhooks.woocommerce_timezone or settings.default_timezone)
     return await _platform_webhook(
         request,
         source="woocommerce",
-        secret=runtime_of(request).settings.webhooks.woocommerce_secret,
+        secret=settings.webhooks.woocommerce_secret,
         signature_header=woocommerce.SIGNATURE_HEADER,
-        mapper=woocommerce.map_webhook,
+        mapper=partial(woocommerce.map_webhook, store_zone=zone),
         delivery_id=lambda headers, _payload: woocommerce.delivery_id(headers),
     )
 
