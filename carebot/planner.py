@@ -343,7 +343,8 @@ class Planner:
         base = event.occurred_at.astimezone(UTC)
         waiting = bool(rule.wait_for) and not compile_condition(rule.wait_for or "")(context)
         if waiting:
-            base += rule.wait_timeout
+            # Waiting is for another webhook, which can only come after this one arrived.
+            base = max(base, now) + rule.wait_timeout
             why.append(f"waits up to {rule.wait_up_to} for {rule.wait_for}")
         if rule.delay:
             delay = self._delay(rule, context)
