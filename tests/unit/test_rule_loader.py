@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
