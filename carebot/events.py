@@ -84,6 +84,10 @@ class ShipmentStatus(enum.StrEnum):
     FAILED_ATTEMPT = "failed_attempt"
     AVAILABLE_FOR_PICKUP = "available_for_pickup"
     EXCEPTION = "exception"
+    # The platform voided this fulfillment (cancelled, failed): it is not a parcel of the order.
+    CANCELLED = "cancelled"
+    # The tracking service stopped following the parcel (AfterShip ``Expired``): not watched.
+    EXPIRED = "expired"
 
 
 class _Model(BaseModel):
@@ -119,11 +123,14 @@ class LineItem(_Model):
 
 class Order(_Model):
     id: str = Field(min_length=1)
+    # The number the customer knows ("#1001"); ``id`` stays the join key.
+    number: str | None = None
     placed_at: AwareDatetime | None = None
     total: Decimal | None = None
     currency: str | None = None
     customer: Customer | None = None
     shipping_address: Address | None = None
+    billing_address: Address | None = None
     items: list[LineItem] | None = None
 
 
@@ -132,6 +139,7 @@ class Shipment(_Model):
     order_id: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
+    tracking_url: str | None = None
     status: ShipmentStatus | None = None
     expected_delivery: date | None = None
     last_scan_at: AwareDatetime | None = None

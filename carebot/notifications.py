@@ -61,6 +61,9 @@ class PlannedNotification:
     # ``merchant`` for alerts to the shop (see ``rulebook.schema.Audience``).
     audience: str = "customer"
     why: list[str] = field(default_factory=list)
+    # The rule's ``wait_for`` holds: a row of this dedupe key still waiting for it (scheduled)
+    # is brought forward to ``due_at`` with this context (see ``schedule.release_waiting``).
+    release_wait: bool = False
 
     def __post_init__(self) -> None:
         check_aware(self.due_at, "due_at")

@@ -20,6 +20,7 @@ from carebot.cases import ServiceDesk
 from carebot.clock import Clock
 from carebot.events import Event, EventType, Order
 from carebot.feedback import capture_reply
+from carebot.inbound import Reply, apply_reply
 from carebot.notifications import NotificationStatus
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
@@ -84,6 +85,9 @@ class Pipeline:
             while pending:
                 current, current_source = pending.pop(0)
                 merged = entities.merge_event(session, current, now=now)
+                if merged.stale and current.type == EventType.SHIPMENT_UPDATED:
+                    # An update older than what the store knows changes nothing.
+                    continue
                 facts = entities.facts_for(session, merged)
                 plan = self.planner.plan(
                     current,
@@ -95,13 +99,28 @@ class Pipeline:
                 )
                 cancelled += self._cancel(session, plan, now)
                 inserted = schedule.insert_planned(session, plan.notifications, now=now)
+                # What a rule's ``wait_for`` waited for came true: a waiting row goes now.
+                inserted_keys = {item.dedupe_key for item in inserted}
+                inserted += schedule.release_waiting(
+                    session,
+                    [
+                        item
+                        for item in (*plan.notifications, *plan.releases)
+                        if item.release_wait and item.dedupe_key not in inserted_keys
+                    ],
+                    now=now,
+                )
                 for item in inserted:
                     if item.status != NotificationStatus.SCHEDULED:
                         continue
                     scheduled += 1
                     if earliest is None or item.due_at < earliest:
                         earliest = item.due_at
-                if current.type == EventType.MESSAGE_RECEIVED:
+                if (
+                    current.type == EventType.MESSAGE_RECEIVED
+                    # The one consent path of every inbound route: STOP, 退订, START…
+                    and apply_reply(session, current, source=current_source) == Reply.MESSAGE
+                ):
                     # A reply to a feedback request becomes feedback.received, for the rules
                     # that alert the merchant and acknowledge the customer.
                     reply = capture_reply(session, current, rulebook=rules)
@@ -168,5 +187,6 @@ class Pipeline:
                 reason=c.reason,
                 now=now,
                 customer_only=c.customer_only,
+                exact_shipment=c.exact_shipment,
             )
         return cancelled

@@ -7,14 +7,14 @@ and returns what to schedule and what to cancel. The pipeline makes it durable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from carebot.contacts import email_problem, normalize_phone, valid_email, zone_for
-from carebot.events import Event, EventType
+from carebot.events import Event, EventType, ShipmentStatus
 from carebot.exceptions import ExpressionError
 from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.rulebook.expressions import compile_condition, render_value
@@ -22,7 +22,14 @@ from carebot.rulebook.schema import Audience, ChannelChoice, DedupeScope, Rule, 
 from carebot.rulebook.windows import DailyWindow, next_allowed, parse_duration
 from carebot.store.entities import Facts
 
-__all__ = ["Cancellation", "Plan", "Planner", "PlanningPolicy", "build_context"]
+__all__ = [
+    "DEFAULT_COUNTRY_LOCALES",
+    "Cancellation",
+    "Plan",
+    "Planner",
+    "PlanningPolicy",
+    "build_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,16 @@ def _nobody_opted_out(channel: str, address: str) -> bool:
 # The default quiet hours (CAREBOT_QUIET_HOURS), customer's local time.
 QUIET_HOURS = DailyWindow(time(21), time(9))
 
+# The language of a customer whose order names none, by shipping (else billing) country; "*"
+# stands for every other country. Templates exist for zh-CN and en.
+DEFAULT_COUNTRY_LOCALES: Mapping[str, str] = {
+    "CN": "zh-CN",
+    "HK": "zh-CN",
+    "MO": "zh-CN",
+    "TW": "zh-CN",
+    "*": "en",
+}
+
 
 @dataclass(frozen=True)
 class PlanningPolicy:
@@ -58,6 +75,22 @@ class PlanningPolicy:
     shop_name: str = "carebot"
     # Where rules with ``audience: merchant`` write (CAREBOT_ALERTS__EMAIL).
     alerts_email: str | None = None
+    # Country (ISO 3166 alpha-2, or "*") → locale, for customers without one (COUNTRY_LOCALES).
+    country_locales: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_COUNTRY_LOCALES)
+    )
+
+    def locale_for(self, customer_locale: Any, *countries: Any) -> str:
+        """The customer's own locale, else their country's, else the default locale."""
+        if isinstance(customer_locale, str) and customer_locale.strip():
+            return customer_locale.strip()
+        for country in countries:
+            if isinstance(country, str) and country.strip():
+                key = country.strip().upper()
+                found = self.country_locales.get(key) or self.country_locales.get("*")
+                if found:
+                    return found
+        return self.default_locale
 
     @property
     def send_window(self) -> DailyWindow | None:
@@ -77,6 +110,8 @@ class Cancellation:
     rule_ids: tuple[str, ...] | None
     reason: str
     customer_only: bool = False
+    # Only the rows of ``shipment_id`` (a voided parcel), not those of the whole order.
+    exact_shipment: bool = False
     # Set for reminders about a customer's supply: they belong to the order being used up,
     # so the reorder that makes them moot must reach them through the customer.
     customer_id: str | None = None
@@ -86,6 +121,8 @@ class Cancellation:
 class Plan:
     notifications: list[PlannedNotification] = field(default_factory=list)
     cancellations: list[Cancellation] = field(default_factory=list)
+    # Messages of ``wait_for`` rules this event may release; never inserted themselves.
+    releases: list[PlannedNotification] = field(default_factory=list)
 
 
 def build_context(
@@ -97,15 +134,20 @@ def build_context(
         enriched = dict(item)
         enriched.update(rulebook.profile_for(item.get("sku"), item.get("tags") or []))
         items.append(enriched)
+    order = dict(facts.order or {})
+    if order and not order.get("number"):
+        # The number the customer knows; a source that gives none means the id is that number.
+        order["number"] = order.get("id")
     context: dict[str, Any] = {
         "event": {
             "id": event.id,
             "type": str(event.type),
             "occurred_at": event.occurred_at.isoformat(),
         },
-        "order": facts.order or {},
+        "order": order,
         "customer": facts.customer or {},
         "shipping_address": facts.shipping_address or {},
+        "billing_address": facts.billing_address or {},
         "shipment": facts.shipment or {},
         "shipments": facts.shipments,
         "items": items,
@@ -173,6 +215,23 @@ class Planner:
                     customer_only=True,
                 )
             )
+        elif (
+            event.shipment is not None
+            and event.shipment.status == ShipmentStatus.CANCELLED
+            and order_id
+            and shipment_id
+        ):
+            # The platform voided this parcel: nothing more is said about it.
+            plan.cancellations.append(
+                Cancellation(
+                    order_id=order_id,
+                    shipment_id=shipment_id,
+                    rule_ids=None,
+                    reason=f"shipment cancelled: {event.type} ({event.id})",
+                    customer_only=True,
+                    exact_shipment=True,
+                )
+            )
         elif cancelling and order_id:
             about_supply = [r for r in cancelling if set(r.on) <= SUPPLY_EVENTS]
             about_order = [r for r in cancelling if r not in about_supply]
@@ -224,7 +283,46 @@ class Planner:
                     exc,
                     extra={"action": "rule_error", "rule": rule.id, "event_id": event.id},
                 )
+        if order_id and not ended:
+            plan.releases.extend(
+                self._releases(event, facts, context, rulebook, now=now, source=source)
+            )
         return plan
+
+    def _releases(
+        self,
+        event: Event,
+        facts: Facts,
+        context: dict[str, Any],
+        rulebook: Rulebook,
+        *,
+        now: datetime,
+        source: str,
+    ) -> list[PlannedNotification]:
+        """What this event would release of ``wait_for`` rules that it does not trigger."""
+        released: list[PlannedNotification] = []
+        for rule in rulebook.rules:
+            if (
+                not rule.wait_for
+                or str(event.type) in rule.on
+                or rule.audience != Audience.CUSTOMER
+                or rule.scope_for(rule.on[0]) == DedupeScope.EVENT
+            ):
+                continue
+            try:
+                planned = self._plan_rule(
+                    rule,
+                    event,
+                    facts,
+                    context,
+                    now=now,
+                    source=source,
+                    opted_out=_nobody_opted_out,
+                )
+            except ExpressionError:
+                continue
+            released.extend(p for p in planned if p.release_wait)
+        return released
 
     def _plan_rule(
         self,
@@ -252,6 +350,11 @@ class Planner:
         )
         why: list[str] = []
         base = event.occurred_at.astimezone(UTC)
+        waiting = bool(rule.wait_for) and not compile_condition(rule.wait_for or "")(context)
+        if waiting:
+            # Waiting is for another webhook, which can only come after this one arrived.
+            base = max(base, now) + rule.wait_timeout
+            why.append(f"waits up to {rule.wait_up_to} for {rule.wait_for}")
         if rule.delay:
             delay = self._delay(rule, context)
             if delay > MAX_DELAY:
@@ -263,7 +366,11 @@ class Planner:
         held = next_allowed(due, ZoneInfo(zone_name), windows)
         if held > due:
             why.append(f"held to {held.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M} {zone_name}")
-        locale = customer.get("locale") or self.policy.default_locale
+        locale = self.policy.locale_for(
+            customer.get("locale"),
+            address.get("country"),
+            (facts.billing_address or {}).get("country"),
+        )
         planned = []
         for recipient in self._recipients(rule, phone, customer.get("email"), opted_out):
             planned.append(
@@ -292,6 +399,7 @@ class Planner:
                     reason=recipient.problem,
                     fallback_recipient=recipient.fallback,
                     why=why,
+                    release_wait=bool(rule.wait_for) and not waiting,
                 )
             )
         return planned
@@ -388,7 +496,9 @@ class Planner:
     @staticmethod
     def _dedupe_key(rule: Rule, event: Event, facts: Facts, channel: str, source: str) -> str:
         label = "preferred" if rule.send.channel == ChannelChoice.PREFERRED else channel
-        scope = rule.scope_for(str(event.type))
+        # A wait_for rule released by an event it does not trigger keeps its own scope.
+        trigger = str(event.type) if str(event.type) in rule.on else rule.on[0]
+        scope = rule.scope_for(trigger)
         order_id = (facts.order or {}).get("id") or event.order_id
         shipment_id = (facts.shipment or {}).get("id")
         customer_id = (facts.customer or {}).get("id")

@@ -78,6 +78,7 @@ def planning_policy(settings: Settings) -> PlanningPolicy:
         max_attempts=settings.dispatch.max_attempts,
         shop_name=settings.shop_name,
         alerts_email=settings.alerts.email,
+        country_locales=dict(settings.country_locales),
     )
 
 

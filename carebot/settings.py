@@ -141,6 +141,16 @@ class SmtpSettings(BaseModel):
         return bool(self.host and self.sender)
 
 
+def _check_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class WebhookSettings(BaseModel):
     carebot_secret: SecretStr | None = None
     shopify_secret: SecretStr | None = None
@@ -148,6 +158,14 @@ class WebhookSettings(BaseModel):
     aftership_secret: SecretStr | None = None
     # The salt given when subscribing a parcel at 快递100: a push is signed MD5(param + salt).
     kuaidi100_salt: SecretStr | None = None
+    # The shop's own time zone, for WooCommerce dates sent without ``_gmt`` (REST v1);
+    # None: CAREBOT_DEFAULT_TIMEZONE.
+    woocommerce_timezone: str | None = None
+
+    @field_validator("woocommerce_timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
 
 
 class DispatchSettings(BaseModel):
@@ -255,6 +273,17 @@ class Settings(BaseSettings):
     shop_name: str = "carebot demo shop"
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    # The locale of a customer whose order names none, by shipping (else billing) country
+    # (ISO 3166 alpha-2); "*" is every other country. No country at all: default_locale.
+    country_locales: dict[str, str] = Field(
+        default_factory=lambda: {
+            "CN": "zh-CN",
+            "HK": "zh-CN",
+            "MO": "zh-CN",
+            "TW": "zh-CN",
+            "*": "en",
+        }
+    )
     # Customer's local time; "none" (None here) turns it off. Parsed once, here.
     quiet_hours: DailyWindow | None = DailyWindow(time(21), time(9))
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
@@ -290,6 +319,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("country_locales")
+    @classmethod
+    def _country_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return {key.strip().upper(): locale.strip() for key, locale in value.items()}
 
     @field_validator("quiet_hours", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ __all__ = ["sample_context"]
 _ZH: dict[str, Any] = {
     "order": {
         "id": "1001",
+        "number": "#1001",
         "placed_at": "2026-11-19T21:13:00+08:00",
         "total": "358.00",
         "currency": "CNY",
@@ -39,6 +40,7 @@ _ZH: dict[str, Any] = {
         "id": "s-1",
         "carrier": "SF Express",
         "tracking_number": "SF1234567890",
+        "tracking_url": "https://www.sf-express.com/cn/sc/waybill/waybill-detail/SF1234567890",
         "expected_delivery": "2026-11-22",
         "last_scan_at": "2026-11-20T18:42:00+08:00",
     },
@@ -193,6 +195,7 @@ _EN: dict[str, Any] = {
         **_ZH["shipment"],
         "carrier": "UPS",
         "tracking_number": "1Z999AA10123456784",
+        "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
         "last_scan_at": "2026-11-20T02:42:00-08:00",
     },
     "items": [

@@ -154,6 +154,11 @@ class Rule(_Strict):
     max_segments: int = Field(default=3, ge=1, le=10)
     audience: Audience = Audience.CUSTOMER
     expects_reply: bool = False
+    # A condition the message waits for (e.g. a tracking number): while it does not hold the
+    # message is due ``wait_up_to`` later; a later event of the order that makes it hold sends
+    # the waiting message at once, with the newer facts.
+    wait_for: str | None = None
+    wait_up_to: str | None = None
 
     @field_validator("on", "cancel_on")
     @classmethod
@@ -180,6 +185,23 @@ class Rule(_Strict):
         if value is not None and "{{" not in value:
             parse_duration(value)
         return value
+
+    @field_validator("wait_up_to")
+    @classmethod
+    def _wait_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _wait_complete(self) -> Rule:
+        if (self.wait_for is None) != (self.wait_up_to is None):
+            raise ValueError("wait_for and wait_up_to go together: what to wait for, how long")
+        return self
+
+    @property
+    def wait_timeout(self) -> timedelta:
+        return parse_duration(self.wait_up_to) if self.wait_up_to else timedelta(0)
 
     @model_validator(mode="after")
     def _merchant_by_email(self) -> Rule:

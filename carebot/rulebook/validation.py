@@ -130,6 +130,11 @@ def _check_expressions(rule: Rule, source: RuleSource) -> Iterator[Problem]:
             compile_condition(rule.when, strict=True)(context)
         except ExpressionError as exc:
             yield source.at("when").problem(f"{label}: when: {exc}")
+    if rule.wait_for is not None:
+        try:
+            compile_condition(rule.wait_for, strict=True)(context)
+        except ExpressionError as exc:
+            yield source.at("wait_for").problem(f"{label}: wait_for: {exc}")
     if rule.delay is not None and "{{" in rule.delay:
         try:
             parse_duration(render_value(rule.delay, context, strict=True))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from carebot.events import LineItem
 from carebot.exceptions import SourceError
 
-__all__ = ["as_dict", "header", "id_text", "parse_time", "text"]
+__all__ = ["as_dict", "header", "id_text", "obj", "parse_time", "text"]
 
 
 def as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -18,6 +18,11 @@ def as_dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SourceError(f"{what} is not a JSON object")
     return value
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (an optional part, absent or odd)."""
+    return value if isinstance(value, dict) else {}
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -80,8 +85,11 @@ def id_text(value: Any, what: str) -> str:
     return result
 
 
-def parse_time(value: Any, *, naive_as_utc: bool = True) -> datetime | None:
-    """An ISO 8601 time; a time without offset is read as UTC when ``naive_as_utc``."""
+def parse_time(
+    value: Any, *, naive_as_utc: bool = True, naive_zone: tzinfo | None = None
+) -> datetime | None:
+    """An ISO 8601 time; a time without offset is read in ``naive_zone`` when given, else as
+    UTC when ``naive_as_utc``, else not at all."""
     raw = text(value)
     if raw is None:
         return None
@@ -90,6 +98,8 @@ def parse_time(value: Any, *, naive_as_utc: bool = True) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
+        if naive_zone is not None:
+            return parsed.replace(tzinfo=naive_zone)
         if not naive_as_utc:
             return None
         parsed = parsed.replace(tzinfo=UTC)

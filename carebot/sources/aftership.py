@@ -2,7 +2,13 @@
 
 Each update becomes one ``shipment.updated``. The shipment id is derived from the carrier slug
 and tracking number; the web layer then joins it to a shipment the store already knows by
-tracking number (see ``carebot.store.lookups``), which carries the order.
+tracking number, else to the order named by ``order_id`` / ``order_number`` (see
+``carebot.web.platforms.join_known_shipments``). A tracking of an order carebot does not know
+creates it from ``order_id``, ``order_number``, ``customer_name``, ``emails``, ``smses`` and
+``title``.
+
+``Expired`` (AfterShip stopped following the parcel) becomes the status ``expired``: the
+watchers stop watching it and no sample rule writes to the customer about it.
 """
 
 from __future__ import annotations
@@ -11,11 +17,32 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from carebot.events import Event, EventType, Shipment, ShipmentStatus
+from carebot.events import (
+    Address,
+    Customer,
+    Event,
+    EventType,
+    LineItem,
+    Order,
+    Shipment,
+    ShipmentStatus,
+)
 from carebot.exceptions import SourceError
 from carebot.sources._common import as_dict, parse_time, text
+from carebot.sources.couriers import courier_name
 
-__all__ = ["SIGNATURE_HEADER", "TAG_STATUSES", "delivery_id", "map_webhook", "shipment_id"]
+__all__ = [
+    "ORDER_ID_PREFIX",
+    "SIGNATURE_HEADER",
+    "TAG_STATUSES",
+    "delivery_id",
+    "map_webhook",
+    "shipment_id",
+]
+
+# The id of an order known only by AfterShip's ``order_number``: the shop's own order, when it
+# arrives with the same tracking number, takes the parcel over.
+ORDER_ID_PREFIX = "aftership-order-"
 
 SIGNATURE_HEADER = "aftership-hmac-sha256"
 
@@ -27,8 +54,21 @@ TAG_STATUSES: dict[str, ShipmentStatus] = {
     "Delivered": ShipmentStatus.DELIVERED,
     "AvailableForPickup": ShipmentStatus.AVAILABLE_FOR_PICKUP,
     "Exception": ShipmentStatus.EXCEPTION,
-    "Expired": ShipmentStatus.EXCEPTION,
+    "Expired": ShipmentStatus.EXPIRED,
 }
+
+# ``destination_country_iso3`` → ISO 3166 alpha-2, for the countries shops ship to most; an
+# unlisted one leaves the country unknown (the customer's locale then falls back).
+_ISO3_TO_ISO2 = {
+    "CHN": "CN", "HKG": "HK", "MAC": "MO", "TWN": "TW", "USA": "US", "CAN": "CA",
+    "MEX": "MX", "BRA": "BR", "ARG": "AR", "CHL": "CL", "COL": "CO", "GBR": "GB",
+    "IRL": "IE", "FRA": "FR", "DEU": "DE", "ESP": "ES", "PRT": "PT", "ITA": "IT",
+    "NLD": "NL", "BEL": "BE", "LUX": "LU", "CHE": "CH", "AUT": "AT", "SWE": "SE",
+    "NOR": "NO", "DNK": "DK", "FIN": "FI", "POL": "PL", "CZE": "CZ", "RUS": "RU",
+    "TUR": "TR", "ISR": "IL", "ARE": "AE", "SAU": "SA", "ZAF": "ZA", "AUS": "AU",
+    "NZL": "NZ", "JPN": "JP", "KOR": "KR", "SGP": "SG", "MYS": "MY", "THA": "TH",
+    "VNM": "VN", "PHL": "PH", "IDN": "ID", "IND": "IN",
+}  # fmt: skip
 
 
 def shipment_id(slug: str | None, tracking_number: str) -> str:
@@ -66,6 +106,37 @@ def _expected(msg: dict[str, Any]) -> date | None:
     return None
 
 
+def _first_text(value: Any) -> str | None:
+    """The first non-empty string of a list (``emails``, ``smses``), or the string itself."""
+    if isinstance(value, list):
+        return next((t for v in value if (t := text(v)) is not None), None)
+    return text(value) if isinstance(value, str) else None
+
+
+def _order(msg: dict[str, Any], tracking: str) -> Order | None:
+    """The order a tracking names, with what AfterShip knows of its customer."""
+    order_id = text(msg.get("order_id"))
+    number = text(msg.get("order_number"))
+    if order_id is None and number is None:
+        return None
+    name = text(msg.get("customer_name"))
+    email = _first_text(msg.get("emails"))
+    phone = _first_text(msg.get("smses"))
+    customer = Customer(name=name, email=email, phone=phone) if name or email or phone else None
+    country = _ISO3_TO_ISO2.get((text(msg.get("destination_country_iso3")) or "").upper())
+    title = text(msg.get("title"))
+    items = None
+    if title and title not in {tracking, order_id, number}:
+        items = [LineItem(title=title)]
+    return Order(
+        id=order_id or f"{ORDER_ID_PREFIX}{number}",
+        number=number,
+        customer=customer,
+        shipping_address=Address(country=country) if country else None,
+        items=items,
+    )
+
+
 def _last_checkpoint_time(msg: dict[str, Any]) -> datetime | None:
     """The newest checkpoint time that carries an offset (carrier-local times do not)."""
     times = [
@@ -88,6 +159,8 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
     if tracking is None:
         raise SourceError("msg.tracking_number is missing")
     tag = text(msg.get("tag"))
+    if not isinstance(msg.get("checkpoints", []), list | None):
+        raise SourceError("msg.checkpoints is not a list")
     if tag is None:
         raise SourceError("msg.tag is missing")
     if tag == "Pending":
@@ -106,17 +179,21 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
     if occurred is None:
         raise SourceError("no checkpoint time, msg.updated_at or ts to date the update")
     event_id = text(data.get("event_id")) or f"{slug}:{tracking}:{occurred.isoformat()}"
+    order = _order(msg, tracking)
     return [
         Event(
             # The tag is part of the id: one tracking's updates must never collapse into one.
             id=f"aftership:{event_id}:{tag}",
             type=EventType.SHIPMENT_UPDATED,
             occurred_at=occurred,
+            order=order,
             shipment=Shipment(
                 id=shipment_id(slug, tracking),
-                order_id=text(msg.get("order_id")),
-                carrier=slug,
+                order_id=order.id if order else None,
+                carrier=courier_name(slug),
                 tracking_number=tracking,
+                tracking_url=text(msg.get("courier_tracking_link"))
+                or text(msg.get("aftership_tracking_url")),
                 status=status,
                 expected_delivery=_expected(msg),
                 last_scan_at=scan,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from carebot.events import Event, EventType, InboundMessage
+from carebot import inbound
+from carebot.events import Event
 from carebot.exceptions import SourceError
 from carebot.notifications import NotificationStatus
 from carebot.sources._common import text
@@ -109,9 +110,10 @@ def parse_replies(payload: Any) -> list[Reply]:
 
 def reply_event(reply: Reply, *, received_at: datetime) -> Event:
     """The ``message.received`` event of a reply; its id is unique per ``sequence_id``."""
-    return Event(
-        id=f"aliyun:{reply.sequence_id}",
-        type=EventType.MESSAGE_RECEIVED,
-        occurred_at=received_at,
-        message=InboundMessage(channel="sms", from_=reply.sender, body=reply.body),
+    return inbound.reply_event(
+        provider="aliyun",
+        message_id=reply.sequence_id,
+        sender=reply.sender,
+        body=reply.body,
+        received_at=received_at,
     )

@@ -26,14 +26,17 @@ from carebot.sources._common import (
     header,
     id_text,
     line_items,
+    obj,
     parse_time,
     text,
 )
 
 __all__ = [
     "HMAC_HEADER",
+    "LIVE_FULFILLMENT_STATUSES",
     "SHIPMENT_STATUSES",
     "TOPICS",
+    "VOID_FULFILLMENT_STATUSES",
     "delivery_id",
     "map_webhook",
     "shipment_id",
@@ -52,8 +55,19 @@ _ORDER_TOPICS = {
     "orders/cancelled": EventType.ORDER_CANCELLED,
 }
 TOPICS: frozenset[str] = frozenset(
-    {*_ORDER_TOPICS, "fulfillments/create", "fulfillments/update", "refunds/create"}
+    {
+        *_ORDER_TOPICS,
+        "fulfillments/create",
+        "fulfillments/update",
+        "fulfillment_events/create",
+        "refunds/create",
+    }
 )
+
+# A fulfillment's own ``status``: only these are a parcel on its way. ``cancelled``, ``error``
+# and ``failure`` (the fulfillment service refused it) are not a parcel of the order.
+LIVE_FULFILLMENT_STATUSES = frozenset({"pending", "open", "success"})
+VOID_FULFILLMENT_STATUSES = frozenset({"cancelled", "error", "failure"})
 
 # ``shipment_status`` of a fulfillment (REST, snake_case) → canonical status. States before
 # the carrier has the parcel map to None: they change nothing the customer should hear about.
@@ -109,11 +123,10 @@ def _first(*values: Any) -> str | None:
 
 
 def _customer(order: dict[str, Any]) -> Customer | None:
-    raw = order.get("customer") if isinstance(order.get("customer"), dict) else {}
-    assert isinstance(raw, dict)
-    shipping = order.get("shipping_address") or {}
-    billing = order.get("billing_address") or {}
-    default = raw.get("default_address") or {}
+    raw = obj(order.get("customer"))
+    shipping = obj(order.get("shipping_address"))
+    billing = obj(order.get("billing_address"))
+    default = obj(raw.get("default_address"))
     customer = Customer(
         id=text(raw.get("id")),
         name=_name(raw.get("first_name"), raw.get("last_name"))
@@ -135,27 +148,47 @@ def _customer(order: dict[str, Any]) -> Customer | None:
 def _order(data: dict[str, Any]) -> Order:
     return Order(
         id=id_text(data.get("id"), "order id"),
+        # ``name`` is what the customer sees ("#1001"); ``order_number`` its bare number.
+        number=text(data.get("name")) or text(data.get("order_number")),
         placed_at=parse_time(data.get("created_at")) or parse_time(data.get("processed_at")),
         total=decimal(data.get("total_price")),
         currency=text(data.get("currency")),
         customer=_customer(data),
         shipping_address=_address(data.get("shipping_address")),
+        billing_address=_address(data.get("billing_address")),
         items=line_items(data.get("line_items"), "title", "name"),
     )
 
 
+def _first_of(fulfillment: dict[str, Any], one: str, many: str) -> str | None:
+    """``tracking_number`` else the first of ``tracking_numbers`` (and so for the URLs)."""
+    values = fulfillment.get(many)
+    return text(fulfillment.get(one)) or (
+        text(values[0]) if isinstance(values, list) and values else None
+    )
+
+
+def is_live(fulfillment: dict[str, Any]) -> bool:
+    """Whether a fulfillment is a parcel: not cancelled, failed or in error."""
+    status = (text(fulfillment.get("status")) or "").lower()
+    return status not in VOID_FULFILLMENT_STATUSES
+
+
 def _shipment(fulfillment: dict[str, Any], order_id: str) -> Shipment:
     raw_status = text(fulfillment.get("shipment_status"))
-    numbers = fulfillment.get("tracking_numbers")
-    tracking = text(fulfillment.get("tracking_number")) or (
-        text(numbers[0]) if isinstance(numbers, list) and numbers else None
-    )
     return Shipment(
         id=shipment_id(id_text(fulfillment.get("id"), "fulfillment id")),
         order_id=order_id,
         carrier=text(fulfillment.get("tracking_company")),
-        tracking_number=tracking,
-        status=SHIPMENT_STATUSES.get(raw_status) if raw_status else None,
+        tracking_number=_first_of(fulfillment, "tracking_number", "tracking_numbers"),
+        tracking_url=_first_of(fulfillment, "tracking_url", "tracking_urls"),
+        status=(
+            ShipmentStatus.CANCELLED
+            if not is_live(fulfillment)
+            else SHIPMENT_STATUSES.get(raw_status.lower())
+            if raw_status
+            else None
+        ),
     )
 
 
@@ -182,23 +215,58 @@ def _event_id(headers: Mapping[str, str], topic: str, fallback: str) -> str:
 
 
 def _latest_fulfillment(order: dict[str, Any]) -> dict[str, Any] | None:
-    found = [f for f in order.get("fulfillments") or [] if isinstance(f, dict) and f.get("id")]
+    listed = order.get("fulfillments")
+    found = [
+        f
+        for f in (listed if isinstance(listed, list) else [])
+        if isinstance(f, dict) and f.get("id") and is_live(f)
+    ]
     with_tracking = [f for f in found if text(f.get("tracking_number"))]
     chosen = with_tracking or found
     return chosen[-1] if chosen else None
 
 
 def _fulfillment_order(data: dict[str, Any], order_id: str) -> Order:
-    destination = data.get("destination") if isinstance(data.get("destination"), dict) else None
-    phone = text(destination.get("phone")) if destination else None
-    name = text(destination.get("name")) if destination else None
+    destination = obj(data.get("destination"))
+    phone = text(destination.get("phone"))
+    name = text(destination.get("name"))
     email = text(data.get("email"))
     customer = Customer(name=name, phone=phone, email=email) if (phone or email or name) else None
     return Order(
         id=order_id,
         customer=customer,
-        shipping_address=_address(destination),
+        shipping_address=_address(destination) if destination else None,
     )
+
+
+def _fulfillment_event(data: dict[str, Any], headers: Mapping[str, str]) -> list[Event]:
+    """``fulfillment_events/create``: the carrier's news about one fulfillment."""
+    order_id = id_text(data.get("order_id"), "order_id")
+    fulfillment = id_text(data.get("fulfillment_id"), "fulfillment_id")
+    raw = (text(data.get("status")) or "").lower()
+    if raw not in SHIPMENT_STATUSES:
+        raise SourceError(f"unknown fulfillment event status {raw or None!r}")
+    status = SHIPMENT_STATUSES[raw]
+    expected = parse_time(data.get("estimated_delivery_at"))
+    if status is None and expected is None:
+        return []  # a label printed: nothing the customer needs to hear
+    occurred = _occurred_at(data, headers, "happened_at", "created_at", "updated_at")
+    event_id = text(data.get("id")) or f"{fulfillment}:{raw}:{occurred.isoformat()}"
+    return [
+        Event(
+            id=_event_id(headers, "fulfillment_events/create", event_id),
+            type=EventType.SHIPMENT_UPDATED,
+            occurred_at=occurred,
+            order=Order(id=order_id),
+            shipment=Shipment(
+                id=shipment_id(fulfillment),
+                order_id=order_id,
+                status=status,
+                expected_delivery=expected.date() if expected else None,
+                last_scan_at=occurred if status is not None else None,
+            ),
+        )
+    ]
 
 
 def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
@@ -219,6 +287,10 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
         shipment = None
         if topic == "orders/fulfilled":
             fulfillment = _latest_fulfillment(data)
+            if fulfillment is None and isinstance(data.get("fulfillments"), list):
+                listed = data["fulfillments"]
+                if any(isinstance(f, dict) and not is_live(f) for f in listed):
+                    return []  # every fulfillment was cancelled or failed: nothing shipped
             shipment = _shipment(fulfillment, order.id) if fulfillment else None
         return [
             Event(
@@ -229,6 +301,8 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
                 shipment=shipment,
             )
         ]
+    if topic == "fulfillment_events/create":
+        return _fulfillment_event(data, headers)
     order_id = id_text(data.get("order_id"), "order_id")
     if topic == "refunds/create":
         occurred = _occurred_at(data, headers, "processed_at", "created_at")
@@ -244,7 +318,9 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
     shipment = _shipment(data, order_id)
     if topic == "fulfillments/create":
         occurred = _occurred_at(data, headers, "created_at", "updated_at")
-        kind = EventType.ORDER_SHIPPED
+        # A fulfillment born cancelled or failed never left: it only voids its parcel.
+        live = shipment.status != ShipmentStatus.CANCELLED
+        kind = EventType.ORDER_SHIPPED if live else EventType.SHIPMENT_UPDATED
     else:
         occurred = _occurred_at(data, headers, "updated_at", "created_at")
         kind = EventType.SHIPMENT_UPDATED

@@ -1,20 +1,27 @@
 """Twilio callbacks: message status receipts and inbound SMS replies (form-encoded).
 
-Keywords follow Twilio's Advanced Opt-Out defaults plus the Chinese 退订 / TD / T; a keyword
-counts only as the whole message (trimmed, any case).
+Reply keywords (STOP, 退订, START…) are not Twilio's: they live in ``carebot.inbound``, the one
+consent path of every inbound route, and are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from twilio.request_validator import RequestValidator
 
-from carebot.events import Event, EventType, InboundMessage
+from carebot.events import Event
 from carebot.exceptions import SourceError
+from carebot.inbound import (
+    HELP_KEYWORDS,
+    OPT_IN_KEYWORDS,
+    OPT_OUT_KEYWORDS,
+    Reply,
+    classify_reply,
+    reply_event,
+)
 from carebot.notifications import NotificationStatus
 
 __all__ = [
@@ -34,36 +41,12 @@ __all__ = [
 SIGNATURE_HEADER = "X-Twilio-Signature"
 OPTED_OUT_ERROR = "21610"
 
-OPT_OUT_KEYWORDS = frozenset(
-    {
-        "STOP",
-        "STOPALL",
-        "UNSUBSCRIBE",
-        "CANCEL",
-        "END",
-        "QUIT",
-        "REVOKE",
-        "OPTOUT",
-        "退订",
-        "TD",
-        "T",
-    }
-)
-OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 
 _FINAL_STATUSES = {
     "delivered": NotificationStatus.DELIVERED,
     "undelivered": NotificationStatus.UNDELIVERED,
     "failed": NotificationStatus.FAILED,
 }
-
-
-class Reply(enum.StrEnum):
-    OPT_OUT = "opt_out"
-    OPT_IN = "opt_in"
-    HELP = "help"
-    MESSAGE = "message"
 
 
 @dataclass(frozen=True)
@@ -107,27 +90,16 @@ def status_update(params: Mapping[str, str]) -> StatusUpdate:
     )
 
 
-def classify_reply(body: str) -> Reply:
-    """Which kind of reply ``body`` is: a keyword only when it is the whole message."""
-    word = body.strip().upper()
-    if word in OPT_OUT_KEYWORDS:
-        return Reply.OPT_OUT
-    if word in OPT_IN_KEYWORDS:
-        return Reply.OPT_IN
-    if word in HELP_KEYWORDS:
-        return Reply.HELP
-    return Reply.MESSAGE
-
-
 def inbound_event(params: Mapping[str, str], *, received_at: datetime) -> Event:
     """A ``message.received`` event for an inbound SMS; ``SourceError`` without From/Sid."""
     sender = (params.get("From") or "").strip()
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
     if not sender or not sid:
         raise SourceError("inbound message without From or MessageSid")
-    return Event(
-        id=f"twilio:{sid}",
-        type=EventType.MESSAGE_RECEIVED,
-        occurred_at=received_at,
-        message=InboundMessage(channel="sms", from_=sender, body=params.get("Body") or ""),
+    return reply_event(
+        provider="twilio",
+        message_id=sid,
+        sender=sender,
+        body=params.get("Body") or "",
+        received_at=received_at,
     )

@@ -64,7 +64,15 @@ __all__ = [
 _ACTIVE = [str(s) for s in ACTIVE_STATUSES]
 # As the disruption watcher reads "in transit": not delivered, not yet handed over, order alive.
 _VOID_ORDERS = ("cancelled", "refunded")
-_NOT_MOVING = (str(ShipmentStatus.DELIVERED), str(ShipmentStatus.PENDING))
+_NOT_MOVING = tuple(
+    str(s)
+    for s in (
+        ShipmentStatus.DELIVERED,
+        ShipmentStatus.PENDING,
+        ShipmentStatus.CANCELLED,
+        ShipmentStatus.EXPIRED,
+    )
+)
 
 
 def bucketed(column: Any, bounds: Sequence[datetime]) -> ColumnElement[int]:

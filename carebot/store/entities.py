@@ -64,6 +64,9 @@ _ORDER_STATUS_FOR = {
 _ORDER_RANK = {"placed": 0, "paid": 1, "shipped": 2, "delivered": 3}
 _FINAL_ORDER_STATUSES = frozenset({"cancelled", "refunded"})
 _DELIVERED = str(ShipmentStatus.DELIVERED)
+_CANCELLED = str(ShipmentStatus.CANCELLED)
+# A shipment in one of these statuses keeps it, whatever arrives later.
+_FINAL_SHIPMENT_STATUSES = frozenset({_DELIVERED, _CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Facts:
     order: dict[str, Any] | None = None
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
+    billing_address: dict[str, Any] | None = None
     shipment: dict[str, Any] | None = None
     shipments: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -84,6 +88,9 @@ class MergeResult:
     shipment_id: str | None
     # True when this event made the last undelivered shipment of the order delivered.
     order_now_delivered: bool = False
+    # True when this event is older than what the store knew of its shipment: it filled in
+    # only what was missing, and a ``shipment.updated`` of this kind has nothing to tell.
+    stale: bool = False
     # The facts, when the merge itself wrote all of them: an order this event created (see
     # ``facts_for``). Not part of equality: it is what ``load_facts`` would read.
     facts: Facts | None = field(default=None, compare=False)
@@ -100,6 +107,7 @@ _SHIPMENTS = cast(Table, ShipmentRow.__table__)
 _CUSTOMER_FIELDS = ("name", "phone", "email", "locale", "timezone")
 # What a merge reads and writes back of an order and of a shipment (besides id and timestamps).
 _ORDER_COLUMNS = (
+    "number",
     "customer_id",
     "placed_at",
     "total",
@@ -107,12 +115,14 @@ _ORDER_COLUMNS = (
     "status",
     "status_at",
     "shipping_address",
+    "billing_address",
     "delivered_at",
 )
 _SHIPMENT_COLUMNS = (
     "order_id",
     "carrier",
     "tracking_number",
+    "tracking_url",
     "status",
     "status_at",
     "expected_delivery",
@@ -143,6 +153,7 @@ _ORDER_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("id"))
 _ORDER_VALUES = {
     **_params(*_ORDER_COLUMNS, "updated_at"),
     "shipping_address": bindparam("shipping_address", type_=_JSON_OR_NULL),
+    "billing_address": bindparam("billing_address", type_=_JSON_OR_NULL),
 }
 _INSERT_ORDER = insert(_ORDERS).values({**_ORDER_VALUES, **_params("id", "created_at")})
 # An update's WHERE parameter is ``key``: a parameter named like a column is a value to SET.
@@ -163,7 +174,10 @@ _UPDATE_SHIPMENT = (
     .where(_SHIPMENTS.c.id == bindparam("key"))
     .values(_params(*_SHIPMENT_COLUMNS, "updated_at"))
 )
-_NOT_DELIVERED = or_(_SHIPMENTS.c.status.is_(None), _SHIPMENTS.c.status != _DELIVERED)
+# A parcel still to arrive: neither delivered nor voided by the platform (cancelled).
+_NOT_DELIVERED = or_(
+    _SHIPMENTS.c.status.is_(None), _SHIPMENTS.c.status.not_in([_DELIVERED, _CANCELLED])
+)
 _DELIVER_ORDER_SHIPMENTS = (
     update(_SHIPMENTS)
     .where(_SHIPMENTS.c.order_id == bindparam("key"), _NOT_DELIVERED)
@@ -174,13 +188,19 @@ _UNDELIVERED_SHIPMENT = (
     .where(_SHIPMENTS.c.order_id == bindparam("order_id"), _NOT_DELIVERED)
     .limit(1)
 )
+_DELIVERED_SHIPMENT = (
+    select(_SHIPMENTS.c.id)
+    .where(_SHIPMENTS.c.order_id == bindparam("order_id"), _SHIPMENTS.c.status == _DELIVERED)
+    .limit(1)
+)
 
-_ORDER_FACTS = ("id", "placed_at", "total", "currency", "status", "delivered_at")
+_ORDER_FACTS = ("id", "number", "placed_at", "total", "currency", "status", "delivered_at")
 _CUSTOMER_FACTS = ("id", *_CUSTOMER_FIELDS)
 _SHIPMENT_FACTS = (
     "id",
     "carrier",
     "tracking_number",
+    "tracking_url",
     "status",
     "expected_delivery",
     "last_scan_at",
@@ -193,6 +213,7 @@ _LOAD_ORDER = (
     select(
         *(_ORDERS.c[name].label(f"order_{name}") for name in _ORDER_FACTS),
         _ORDERS.c.shipping_address.label("order_shipping_address"),
+        _ORDERS.c.billing_address.label("order_billing_address"),
         *(_CUSTOMERS.c[name].label(f"customer_{name}") for name in _CUSTOMER_FACTS),
         *(_SHIPMENTS.c[name] for name in _SHIPMENT_FACTS),
     )
@@ -350,10 +371,14 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
             row["total"] = str(order.total)
         if order.currency is not None:
             row["currency"] = order.currency
-        if order.shipping_address is not None:
-            merged = dict(row["shipping_address"] or {})
-            merged.update(order.shipping_address.model_dump(mode="json", exclude_none=True))
-            row["shipping_address"] = merged
+        if order.number is not None:
+            row["number"] = order.number
+        for name in ("shipping_address", "billing_address"):
+            address = getattr(order, name)
+            if address is not None:
+                merged = dict(row[name] or {})
+                merged.update(address.model_dump(mode="json", exclude_none=True))
+                row[name] = merged
     customer = None
     for named in (order.customer if order is not None else None, event.customer):
         if named is not None:
@@ -401,20 +426,24 @@ def _implied_shipment_status(event: Event) -> ShipmentStatus | None:
 
 def _merge_shipment(
     session: Session, event: Event, order: _MergedOrder | None, now: datetime
-) -> dict[str, Any] | None:
-    """The shipment row as written, or None when the event names no shipment."""
+) -> tuple[dict[str, Any] | None, bool]:
+    """The shipment row as written (None when the event names no shipment), and whether the
+    event was older than the shipment's stored status (stale)."""
     shipment = event.shipment
     if shipment is None:
-        return None
+        return None, False
     stored = session.execute(_READ_SHIPMENT, {"id": shipment.id}).one_or_none()
     row: dict[str, Any] = dict.fromkeys(_SHIPMENT_COLUMNS)
     if stored is not None:
         row.update(stored._mapping)
+    # Carriers' updates arrive out of order: an older one fills in what is missing and never
+    # overwrites what a newer one said (its expected delivery, its carrier name).
+    stale = row["status_at"] is not None and event.occurred_at < row["status_at"]
     if order is not None:
         row["order_id"] = order.id
-    for name in ("carrier", "tracking_number", "expected_delivery"):
+    for name in ("carrier", "tracking_number", "tracking_url", "expected_delivery"):
         value = getattr(shipment, name)
-        if value is not None:
+        if value is not None and not (stale and row[name] is not None):
             row[name] = value
     if event.type == EventType.ORDER_SHIPPED and row["shipped_at"] is None:
         row["shipped_at"] = event.occurred_at
@@ -425,7 +454,7 @@ def _merge_shipment(
         row["last_scan_at"] = scan
     status = _implied_shipment_status(event)
     newer = row["status_at"] is None or event.occurred_at >= row["status_at"]
-    if status is not None and row["status"] != _DELIVERED and newer:
+    if status is not None and row["status"] not in _FINAL_SHIPMENT_STATUSES and newer:
         row["status"] = str(status)
         row["status_at"] = event.occurred_at
         if status == ShipmentStatus.DELIVERED:
@@ -435,7 +464,7 @@ def _merge_shipment(
     if (
         event.type == EventType.ORDER_DELIVERED
         and row["order_id"] is not None
-        and row["status"] != _DELIVERED
+        and row["status"] not in _FINAL_SHIPMENT_STATUSES
     ):
         row.update(status=_DELIVERED, status_at=event.occurred_at, delivered_at=event.occurred_at)
     row["updated_at"] = now
@@ -443,11 +472,15 @@ def _merge_shipment(
         session.execute(_INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now})
     else:
         session.execute(_UPDATE_SHIPMENT, {**row, "key": shipment.id})
-    return row
+    return row, stale
 
 
 def _all_delivered(session: Session, order_id: str) -> bool:
     return session.execute(_UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
+
+
+def _any_delivered(session: Session, order_id: str) -> bool:
+    return session.execute(_DELIVERED_SHIPMENT, {"order_id": order_id}).first() is not None
 
 
 def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult:
@@ -455,7 +488,7 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
     order = _merge_order(session, event, now)
     if event.customer is not None and order is None:
         _merge_customer(session, event.customer, now, None)
-    shipment = _merge_shipment(session, event, order, now)
+    shipment, stale = _merge_shipment(session, event, order, now)
     # A carrier update names only its shipment; the order is the one the store knows.
     order_id = order.id if order else (shipment["order_id"] if shipment else None)
     # The source says the whole order arrived: so did every shipment of it. An order this
@@ -467,20 +500,28 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
     ):
         session.execute(_DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at})
     now_delivered = False
-    if order_id is not None and shipment is not None and shipment["status"] == _DELIVERED:
+    # The last parcel arrived, or the last one still out was voided while others arrived.
+    settled = shipment is not None and shipment["status"] in _FINAL_SHIPMENT_STATUSES
+    if order_id is not None and shipment is not None and settled and not stale:
         if order is not None:
             order_status: str | None = order.status
         else:
             order_status = session.execute(_ORDER_STATUS, {"id": order_id}).scalar_one_or_none()
         if order_status not in (None, "delivered", *_FINAL_ORDER_STATUSES):
             # An order this event created has no other shipment to wait for.
-            now_delivered = (order is not None and order.created) or _all_delivered(
-                session, order_id
-            )
+            if shipment["status"] == _DELIVERED:
+                now_delivered = (order is not None and order.created) or _all_delivered(
+                    session, order_id
+                )
+            else:
+                now_delivered = _all_delivered(session, order_id) and _any_delivered(
+                    session, order_id
+                )
     return MergeResult(
         order_id=order_id,
         shipment_id=event.shipment.id if event.shipment else None,
         order_now_delivered=now_delivered,
+        stale=stale,
         facts=_new_order_facts(order, event, shipment) if order and order.created else None,
     )
 
@@ -507,6 +548,7 @@ def _new_order_facts(order: _MergedOrder, event: Event, shipment: dict[str, Any]
         order={"id": order.id, **{name: _utc_iso(row[name]) for name in _ORDER_FACTS[1:]}},
         customer=order.customer,
         shipping_address=dict(row["shipping_address"] or {}),
+        billing_address=dict(row["billing_address"] or {}),
         shipment=dict(shipments[0]) if shipments else None,
         shipments=shipments,
         items=[
@@ -552,6 +594,7 @@ def load_facts(session: Session, *, order_id: str | None, shipment_id: str | Non
         if first["customer_id"] is None
         else {name: first[f"customer_{name}"] for name in _CUSTOMER_FACTS},
         shipping_address=dict(first["order_shipping_address"] or {}),
+        billing_address=dict(first["order_billing_address"] or {}),
         shipment=shipment,
         shipments=shipments,
         items=[

@@ -77,6 +77,8 @@ class OrderRow(Base):
     __tablename__ = "orders"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The number the customer knows ("#1001"); ``id`` is the platform's key.
+    number: Mapped[str | None] = mapped_column(String(100))
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     placed_at: Mapped[datetime | None]
     total: Mapped[str | None] = mapped_column(String(40))
@@ -84,6 +86,7 @@ class OrderRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="placed")
     status_at: Mapped[datetime | None]
     shipping_address: Mapped[dict[str, Any] | None]
+    billing_address: Mapped[dict[str, Any] | None]
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -117,6 +120,7 @@ class ShipmentRow(Base):
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
     carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
+    tracking_url: Mapped[str | None] = mapped_column(String(2000))
     status: Mapped[str | None] = mapped_column(String(40))
     status_at: Mapped[datetime | None]
     expected_delivery: Mapped[date | None] = mapped_column(Date)

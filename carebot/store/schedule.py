@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     literal_column,
     null,
@@ -56,6 +57,7 @@ __all__ = [
     "next_due_at",
     "reap_expired_leases",
     "release",
+    "release_waiting",
     "settle_from_provider",
 ]
 
@@ -125,6 +127,43 @@ def insert_planned(
     return [item for item in unique if item.dedupe_key in stored]
 
 
+def release_waiting(
+    session: Session, planned: Sequence[PlannedNotification], *, now: datetime
+) -> list[PlannedNotification]:
+    """Bring rows still scheduled under these dedupe keys forward, with the newer context.
+
+    A rule with ``wait_for`` plans its message late while the condition does not hold; when a
+    later event makes it hold, the waiting row takes the new facts and the earlier due time.
+    A row already sent (or being sent) is left alone: ``once_per`` holds. Returns those
+    released.
+    """
+    released: list[PlannedNotification] = []
+    for item in planned:
+        statement = (
+            update(NotificationRow)
+            .where(
+                NotificationRow.dedupe_key == item.dedupe_key,
+                NotificationRow.status == str(S.SCHEDULED),
+            )
+            .values(
+                context=item.context,
+                due_at=case(
+                    (NotificationRow.due_at > item.due_at, item.due_at),
+                    else_=NotificationRow.due_at,
+                ),
+                not_after=case(
+                    (NotificationRow.due_at > item.due_at, item.not_after),
+                    else_=NotificationRow.not_after,
+                ),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if session.execute(statement).rowcount:  # type: ignore[attr-defined]
+            released.append(item)
+    return released
+
+
 def cancel_pending(
     session: Session,
     *,
@@ -134,11 +173,13 @@ def cancel_pending(
     reason: str,
     now: datetime,
     customer_only: bool = False,
+    exact_shipment: bool = False,
 ) -> int:
     """Cancel pending rows of an order (of the given rules; all when ``rule_ids`` is None).
 
-    When the cancelling event is about one shipment, rows about other shipments stay;
-    ``customer_only`` leaves alerts to the merchant alone.
+    When the cancelling event is about one shipment, rows about other shipments stay (and,
+    with ``exact_shipment``, those about the whole order too); ``customer_only`` leaves alerts
+    to the merchant alone.
     """
     conditions: list[Any] = [
         NotificationRow.order_id == order_id,
@@ -148,7 +189,9 @@ def cancel_pending(
         conditions.append(NotificationRow.audience == "customer")
     if rule_ids is not None:
         conditions.append(NotificationRow.rule_id.in_(list(rule_ids)))
-    if shipment_id is not None:
+    if shipment_id is not None and exact_shipment:
+        conditions.append(NotificationRow.shipment_id == shipment_id)
+    elif shipment_id is not None:
         conditions.append(
             or_(NotificationRow.shipment_id.is_(None), NotificationRow.shipment_id == shipment_id)
         )

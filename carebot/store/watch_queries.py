@@ -76,7 +76,12 @@ def unreported_shipments(
         .order_by(ShipmentRow.id)
     )
     if seen_before is not None:
-        query = query.where(last_seen.is_not(None), last_seen <= seen_before)
+        # A parcel nobody tracks (shipped without tracking number) has no scans to miss.
+        query = query.where(
+            last_seen.is_not(None),
+            last_seen <= seen_before,
+            ShipmentRow.tracking_number.is_not(None),
+        )
     if expected_before is not None:
         query = query.where(
             ShipmentRow.expected_delivery.is_not(None),

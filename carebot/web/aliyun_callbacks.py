@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from carebot import inbound
 from carebot.exceptions import SourceError
 from carebot.runtime import Runtime
-from carebot.sources import aliyun_sms, twilio
-from carebot.store import consent, entities, schedule
+from carebot.sources import aliyun_sms
+from carebot.store import schedule
 from carebot.web._body import read_body
 from carebot.web.state import runtime_of
 from carebot.web.webhooks import bad_request
@@ -86,42 +87,17 @@ async def aliyun_report(request: Request) -> Response:
     return JSONResponse(aliyun_sms.ACCEPTED)
 
 
-def _apply_keyword(runtime: Runtime, reply: aliyun_sms.Reply, *, opted_out: bool) -> bool:
-    """Record the reply once (by ``sequence_id``) and change consent with it; False if seen.
-
-    Keyword → consent is the same decision as Twilio's inbound route (``twilio.classify_reply``
-    and ``consent.set_consent``); this is the one place this module makes it.
-    """
-    now = runtime.clock.now()
-    event = aliyun_sms.reply_event(reply, received_at=now)
-    with runtime.db.transaction() as session:
-        if not entities.record_event(
-            session, event, source="aliyun", received_at=now, delivery_id=reply.sequence_id
-        ):
-            return False
-        consent.set_consent(
-            session,
-            channel="sms",
-            address=reply.sender,
-            opted_out=opted_out,
-            source="aliyun:inbound",
-            now=now,
-        )
-    return True
-
-
 def _apply_replies(runtime: Runtime, replies: list[aliyun_sms.Reply]) -> None:
+    """Every reply takes the one consent path (``carebot.inbound``), once per ``sequence_id``."""
     for reply in replies:
-        kind = twilio.classify_reply(reply.body)
-        if kind in (twilio.Reply.OPT_OUT, twilio.Reply.OPT_IN):
-            opted_out = kind == twilio.Reply.OPT_OUT
-            if _apply_keyword(runtime, reply, opted_out=opted_out):
-                logger.info(
-                    "sms consent changed", extra={"action": "sms_consent", "opted_out": opted_out}
-                )
-            continue
-        event = aliyun_sms.reply_event(reply, received_at=runtime.clock.now())
-        runtime.pipeline.ingest(event, source="aliyun", delivery_id=reply.sequence_id)
+        inbound.receive_reply(
+            runtime.pipeline,
+            provider="aliyun",
+            message_id=reply.sequence_id,
+            sender=reply.sender,
+            body=reply.body,
+            received_at=runtime.clock.now(),
+        )
 
 
 async def aliyun_up(request: Request) -> Response:

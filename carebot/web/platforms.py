@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carebot.events import Event
+from carebot.events import Event, Order
 from carebot.runtime import Runtime
 from carebot.sources import aftership, shopify, woocommerce
 from carebot.sources.signatures import verify_hmac_sha256_base64
@@ -40,40 +43,93 @@ def _unauthorized(source: str) -> Response:
     return JSONResponse({"error": "invalid or missing webhook signature"}, status_code=401)
 
 
-def join_known_shipments(runtime: Runtime, events: list[Event]) -> list[Event]:
-    """Give each event's shipment the id of a stored shipment with the same tracking number.
+def _joined(
+    event: Event,
+    order_id: str | None,
+    known: lookups.KnownShipment | None,
+    *,
+    order_stored: bool = True,
+) -> Event:
+    """A tracking service's ``event`` joined to an order and a stored shipment.
 
-    This is how an AfterShip update finds its order, and how a shipment first seen from
-    AfterShip (with no order) is joined to the order when the shop's fulfillment arrives.
+    The shop's carrier name and tracking link win over the tracking service's, and a stored
+    order's customer is not rewritten from the tracking service's copy.
+    """
+    update: dict[str, Any] = {}
+    shipment = event.shipment
+    if shipment is not None:
+        fields: dict[str, Any] = {"order_id": order_id or shipment.order_id}
+        if known is not None:
+            fields["id"] = known.id
+            if known.carrier:
+                fields["carrier"] = None
+            if known.tracking_url:
+                fields["tracking_url"] = None
+        update["shipment"] = shipment.model_copy(update=fields)
+    if event.order is not None and order_id and order_stored:
+        update["order"] = Order(id=order_id)
+    return event.model_copy(update=update)
+
+
+def join_known_shipments(
+    runtime: Runtime, events: list[Event], *, tracking_service: bool = False
+) -> list[Event]:
+    """Join each event's shipment (and, from a tracking service, its order) to the store.
+
+    A shipment with a stored shipment's tracking number takes that shipment's id and order:
+    this is how an AfterShip update finds its order, and how a shipment first seen from
+    AfterShip is joined to the order when the shop's fulfillment arrives (the shop's order
+    takes over AfterShip's provisional one). A ``tracking_service`` event (AfterShip) that
+    matches no stored shipment joins the stored order its ``order_id`` or ``order_number``
+    names, and that order's one parcel without tracking number; an order carebot does not
+    know is created from it.
     """
     joined: list[Event] = []
     with runtime.db.transaction() as session:
         for event in events:
-            shipment = event.shipment
-            if shipment is None or not shipment.tracking_number:
-                joined.append(event)
-                continue
-            known = lookups.shipment_by_tracking(
-                session, shipment.tracking_number, shipment.carrier
-            )
-            own_order = shipment.order_id or event.order_id
-            if (
-                known is None
-                or known.id == shipment.id
-                or (own_order and known.order_id and own_order != known.order_id)
-            ):
-                joined.append(event)
-                continue
-            update = {"id": known.id, "order_id": own_order or known.order_id}
-            joined.append(event.model_copy(update={"shipment": shipment.model_copy(update=update)}))
+            joined.append(_join(session, event, tracking_service=tracking_service))
     return joined
+
+
+def _join(session: Session, event: Event, *, tracking_service: bool) -> Event:
+    shipment = event.shipment
+    if shipment is None or not shipment.tracking_number:
+        return event
+    known = lookups.shipment_by_tracking(session, shipment.tracking_number, shipment.carrier)
+    own_order = shipment.order_id or event.order_id
+    if known is not None and known.id != shipment.id:
+        if (
+            own_order
+            and known.order_id
+            and own_order != known.order_id
+            and lookups.order_known(session, own_order)
+        ):
+            return event  # two stored orders claim this tracking number: leave them apart
+        provisional = (known.order_id or "").startswith(aftership.ORDER_ID_PREFIX)
+        if tracking_service:
+            stored = known.order_id is not None or (
+                own_order is not None and lookups.order_known(session, own_order)
+            )
+            return _joined(event, known.order_id or own_order, known, order_stored=stored)
+        order_id = own_order if provisional else (own_order or known.order_id)
+        fields = {"id": known.id, "order_id": order_id}
+        return event.model_copy(update={"shipment": shipment.model_copy(update=fields)})
+    if known is not None or event.order is None or not tracking_service:
+        return event
+    order_id = event.order.id if lookups.order_known(session, event.order.id) else None
+    if order_id is None and event.order.number:
+        order_id = lookups.order_id_by_number(session, event.order.number)
+    if order_id is None:
+        return event  # an order carebot does not know: this creates it
+    return _joined(event, order_id, lookups.untracked_shipment(session, order_id))
 
 
 def _ingest_all(
     runtime: Runtime, events: list[Event], source: str, delivery_id: str | None
 ) -> list[tuple[str, bool, int]]:
     results = []
-    for event in join_known_shipments(runtime, events):
+    tracking_service = source == "aftership"
+    for event in join_known_shipments(runtime, events, tracking_service=tracking_service):
         result = runtime.pipeline.ingest(event, source=source, delivery_id=delivery_id)
         results.append((result.event_id, result.duplicate, result.scheduled))
     return results
@@ -130,12 +186,14 @@ async def shopify_webhook(request: Request) -> Response:
 
 async def woocommerce_webhook(request: Request) -> Response:
     """``POST /webhooks/woocommerce``: ``X-WC-Webhook-Signature``; the creation ping is 200."""
+    settings = runtime_of(request).settings
+    zone = ZoneInfo(settings.webhooks.woocommerce_timezone or settings.default_timezone)
     return await _platform_webhook(
         request,
         source="woocommerce",
-        secret=runtime_of(request).settings.webhooks.woocommerce_secret,
+        secret=settings.webhooks.woocommerce_secret,
         signature_header=woocommerce.SIGNATURE_HEADER,
-        mapper=woocommerce.map_webhook,
+        mapper=partial(woocommerce.map_webhook, store_zone=zone),
         delivery_id=lambda headers, _payload: woocommerce.delivery_id(headers),
     )
 

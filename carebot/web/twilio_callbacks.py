@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from carebot import inbound
 from carebot.runtime import Runtime
 from carebot.sources import twilio
 from carebot.store import consent, schedule
@@ -126,38 +127,34 @@ async def twilio_status(request: Request) -> Response:
     return _twiml()
 
 
-def _set_sms_consent(runtime: Runtime, number: str, *, opted_out: bool) -> None:
-    with runtime.db.transaction() as session:
-        consent.set_consent(
-            session,
-            channel="sms",
-            address=number,
-            opted_out=opted_out,
-            source="twilio:inbound",
-            now=runtime.clock.now(),
-        )
-
-
 async def twilio_inbound(request: Request) -> Response:
-    """``POST /twilio/inbound``: keywords change consent; other replies become events."""
+    """``POST /twilio/inbound``: every reply takes the consent path (``carebot.inbound``).
+
+    The reply is stored once per ``MessageSid``: a replayed request changes nothing. HELP is
+    answered with the help text.
+    """
     params = await _verified_params(request)
     if params is None:
         return _forbidden()
     runtime = runtime_of(request)
     sender = (params.get("From") or "").strip()
-    kind = twilio.classify_reply(params.get("Body") or "")
-    if kind in (twilio.Reply.OPT_OUT, twilio.Reply.OPT_IN) and sender:
-        opted_out = kind == twilio.Reply.OPT_OUT
-        await run_in_threadpool(_set_sms_consent, runtime, sender, opted_out=opted_out)
-        logger.info("sms consent changed", extra={"action": "sms_consent", "opted_out": opted_out})
-        return _twiml()
-    if kind == twilio.Reply.HELP:
-        return _twiml(help_text(runtime))
+    sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+    if not sender or not sid:
+        return JSONResponse({"error": "inbound message without From or MessageSid"}, 400)
+    body = params.get("Body") or ""
     try:
-        event = mapped(twilio.inbound_event, params, received_at=runtime.clock.now())
+        result = await run_in_threadpool(
+            mapped,
+            inbound.receive_reply,
+            runtime.pipeline,
+            provider="twilio",
+            message_id=sid,
+            sender=sender,
+            body=body,
+            received_at=runtime.clock.now(),
+        )
     except PayloadError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    await run_in_threadpool(
-        runtime.pipeline.ingest, event, source="twilio", delivery_id=params.get("MessageSid")
-    )
+    if not result.duplicate and inbound.classify_reply(body) == inbound.Reply.HELP:
+        return _twiml(help_text(runtime))
     return _twiml()

@@ -109,8 +109,8 @@ def test_a_rule_on_another_event_type_exits_1_and_says_which_it_triggers_on(
 
 def test_a_false_condition_exits_1_and_says_the_when_is_false(tmp_path: Path) -> None:
     data = json.loads(EVENT.read_text(encoding="utf-8"))
-    del data["shipment"]["tracking_number"]
-    event = tmp_path / "no-tracking.json"
+    data["shipment"]["status"] = "delivered"  # nothing to tell: it has arrived
+    event = tmp_path / "delivered.json"
     event.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     result = _preview(tmp_path, "shipped", "--event", str(event))
     assert result.returncode == 1

@@ -359,6 +359,7 @@ def test_load_facts_reads_the_order_its_shipments_and_the_named_shipment(db: Dat
     known = facts(db, "1", "s-9")
     assert known.order == {
         "id": "1",
+        "number": None,
         "placed_at": "2026-11-19T13:13:00+00:00",
         "total": "358.00",
         "currency": None,
@@ -371,6 +372,7 @@ def test_load_facts_reads_the_order_its_shipments_and_the_named_shipment(db: Dat
         "id": "s-2",
         "carrier": "SF Express",
         "tracking_number": None,
+        "tracking_url": None,
         "status": "in_transit",
         "expected_delivery": None,
         "last_scan_at": None,

@@ -378,3 +378,39 @@ async def test_status_callbacks_move_a_sent_sms_to_delivered_and_21610_opts_out(
     )
     assert failed.status_code == 200
     assert app.count(ConsentRow, ConsentRow.address == PHONE, ConsentRow.opted_out.is_(True)) == 1
+
+
+async def _post_aftership(app: App, payload: dict[str, Any]) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return await app.client.post(
+        "/webhooks/aftership",
+        content=body,
+        headers={"aftership-hmac-sha256": hmac_sha256_base64(AFTERSHIP_SECRET, body)},
+    )
+
+
+async def test_a_shop_parcel_never_merges_into_another_untracked_parcel_but_aftership_joins_it(
+    app: App,
+) -> None:
+    untracked = fulfillment(phone=PHONE, fulfillment_id=1)
+    untracked.update(tracking_number=None, tracking_numbers=[], tracking_url=None)
+    assert (await post_shopify(app, "fulfillments/create", untracked, event_id="e-1")).is_success
+    tracked = fulfillment(phone=PHONE, fulfillment_id=2, tracking="1ZSECOND")
+    assert (await post_shopify(app, "fulfillments/create", tracked, event_id="e-2")).is_success
+    # AfterShip's tracking of the order (by its id) is the parcel announced without tracking.
+    update = fixture("aftership_tracking_update_intransit.json")
+    update["msg"].update(
+        tracking_number="9400TRACKED", slug="usps", order_id=str(untracked["order_id"])
+    )
+    assert (await _post_aftership(app, update)).status_code == 202
+    with app.runtime.db.transaction() as session:
+        rows = session.execute(
+            select(ShipmentRow.id, ShipmentRow.tracking_number, ShipmentRow.carrier).order_by(
+                ShipmentRow.id
+            )
+        ).all()
+    # (The shop named the carrier of its parcel: that name stays.)
+    assert [tuple(r) for r in rows] == [
+        ("shopify-1", "9400TRACKED", "UPS"),
+        ("shopify-2", "1ZSECOND", "UPS"),
+    ]

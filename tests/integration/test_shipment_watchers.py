@@ -138,6 +138,23 @@ def test_a_delivered_or_cancelled_parcel_never_stalls(tmp_path: Path) -> None:
     assert StalledShipments(db=store.db).scan(now=START + timedelta(days=10)) == []
 
 
+def test_a_voided_expired_or_untracked_parcel_never_stalls(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for minute, order in enumerate(("1001", "1002", "1003", "1004")):
+        store.ship(START + timedelta(minutes=minute), order=order)  # (event ids by time)
+    store.scan_update(START + timedelta(hours=1), "cancelled", order="1001")
+    store.scan_update(START + timedelta(hours=1), "expired", order="1002")
+    # Shipped without tracking number (a WooCommerce shop without tracking plugin).
+    store.send(
+        START + timedelta(minutes=5),
+        type="order.shipped",
+        order={"id": "1005", "customer": {"id": "c-1005"}},
+        shipment={"id": "s-1005"},
+    )
+    found = StalledShipments(db=store.db).scan(now=START + timedelta(days=10))
+    assert sorted(e.shipment.id for e in found if e.shipment) == ["s-1003", "s-1004"]
+
+
 def test_late_is_the_end_of_the_expected_day_in_the_customers_zone_not_the_servers(
     tmp_path: Path,
 ) -> None:

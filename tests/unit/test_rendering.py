@@ -223,7 +223,14 @@ def test_the_shipped_templates_carry_the_tracking_number(locale: str) -> None:
     assert number in sms.text
     assert context["shop"]["name"] in sms.text
     assert context["shipment"]["carrier"] in sms.text
-    assert len(sms.text) <= (70 if locale == "zh-CN" else 160)
+    link = context["shipment"]["tracking_url"]
+    assert link in sms.text
+    # Without the link the notice is one message; the link adds one short line.
+    unlinked = {**context, "shipment": {**context["shipment"], "tracking_url": None}}
+    short = renderer.render("shipped", ChannelKind.SMS, locale, unlinked).text
+    assert len(short) <= (70 if locale == "zh-CN" else 160)
+    assert link not in short and len(sms.text) - len(short) <= len(link) + 10
+    assert email.html is not None and f'href="{link}"' in email.html
     assert email.subject and "\n" not in email.subject
     assert number in email.text
     assert email.html is not None and number in email.html

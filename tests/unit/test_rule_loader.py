@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,9 @@ def test_the_shipped_rules_folder_loads() -> None:
     shipped = rulebook.rule("shipped")
     assert shipped is not None
     assert shipped.on == ["order.shipped"]
-    assert shipped.when == "shipment.tracking_number and shipment.status != 'delivered'"
+    assert shipped.when == "shipment.status != 'delivered'"
+    assert shipped.wait_for == "shipment.tracking_number"
+    assert shipped.wait_timeout == timedelta(minutes=30)
     assert shipped.send.channel is ChannelChoice.PREFERRED
     assert shipped.cancel_on == ["order.cancelled", "order.refunded"]
     assert shipped.once_per is DedupeScope.SHIPMENT

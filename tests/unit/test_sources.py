@@ -213,7 +213,9 @@ def test_woocommerce_completed_carries_shipment_tracking_meta() -> None:
     }
     (event,) = woocommerce.map_webhook({"x-wc-webhook-topic": "order.updated"}, payload)
     assert event.shipment is not None
-    assert (event.shipment.id, event.shipment.tracking_number) == ("woocommerce-727-t1", "SF1")
+    # The first tracking item is the order's own parcel (the one announced before tracking).
+    assert (event.shipment.id, event.shipment.tracking_number) == ("woocommerce-727", "SF1")
+    assert event.shipment.carrier == "S.F. Express"
 
 
 def test_woocommerce_creation_ping_is_recognised_only_unsigned() -> None:
@@ -235,7 +237,7 @@ def test_woocommerce_creation_ping_is_recognised_only_unsigned() -> None:
         ("Delivered", ShipmentStatus.DELIVERED),
         ("AvailableForPickup", ShipmentStatus.AVAILABLE_FOR_PICKUP),
         ("Exception", ShipmentStatus.EXCEPTION),
-        ("Expired", ShipmentStatus.EXCEPTION),
+        ("Expired", ShipmentStatus.EXPIRED),
     ],
 )
 def test_aftership_tags_map_to_canonical_statuses(tag: str, expected: ShipmentStatus) -> None:
