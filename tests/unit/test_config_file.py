@@ -29,11 +29,18 @@ def _uncommented(text: str) -> dict[str, Any]:
 def _keys(data: dict[str, Any], prefix: str = "") -> set[str]:
     keys = set()
     for name, value in data.items():
-        if isinstance(value, dict) and not prefix:
+        # A table is a settings group; an inline table at the top (country_locales) is a value.
+        if isinstance(value, dict) and not prefix and _is_group(name):
             keys |= _keys(value, f"{name}.")
         else:
             keys.add(prefix + name)
     return keys
+
+
+def _is_group(name: str) -> bool:
+    info = Settings.model_fields.get(name)
+    kind = info.annotation if info is not None else None
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
