@@ -220,27 +220,25 @@ class TemplateRenderer:
     def _render_in(
         self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]
     ) -> Rendered:
-        with budget(self.limits):
-            return self._render_bounded(name, kind, folder, context)
-
-    def _render_bounded(
-        self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]
-    ) -> Rendered:
         template_name = f"{folder}/{_filename(name, kind)}"
         where = str(self.path(name, kind, folder))
+        # Loaded (and compiled) before the budget starts: a cold cache on a busy machine must
+        # not fail a message; the budget is for what the merchant's template does.
         plain = self._load(self._plain, template_name, where)
         if kind is ChannelKind.SMS:
-            text = _run(plain, plain.root_render_func, context, where, self.limits)
+            with budget(self.limits):
+                text = _run(plain, plain.root_render_func, context, where, self.limits)
             return Rendered(subject=None, text=text.strip(), html=None, locale=folder)
         for block in _EMAIL_BLOCKS:
             if block not in plain.blocks:
                 raise _Failure(where, 1, f"email template has no {{% block {block} %}}")
-        subject = _run(plain, plain.blocks["subject"], context, where, self.limits)
-        text = _run(plain, plain.blocks["text"], context, where, self.limits)
-        html: str | None = None
-        if "html" in plain.blocks:
-            escaped = self._load(self._html, template_name, where)
-            html = _run(escaped, escaped.blocks["html"], context, where, self.limits).strip()
+        escaped = self._load(self._html, template_name, where) if "html" in plain.blocks else None
+        with budget(self.limits):
+            subject = _run(plain, plain.blocks["subject"], context, where, self.limits)
+            text = _run(plain, plain.blocks["text"], context, where, self.limits)
+            html: str | None = None
+            if escaped is not None:
+                html = _run(escaped, escaped.blocks["html"], context, where, self.limits).strip()
         return Rendered(
             subject=" ".join(subject.split()), text=text.strip(), html=html, locale=folder
         )
