@@ -5,9 +5,11 @@ refunded are final); a shipment's status follows the newest event by ``occurred_
 ``delivered`` is final; partial events fill in only the fields they carry.
 
 This is the hot path of ingest: every statement is Core on the tables, built once (so
-SQLAlchemy compiles it once), and run with the row as parameters (``Session.execute``). A merge
-reads the order and shipment rows it changes (locked on PostgreSQL, so concurrent events of
-one order take turns), folds the event in Python and writes the rows back whole.
+SQLAlchemy compiles it once), and run with the row as parameters on the session's connection
+(``Connection.execute``: no ORM bookkeeping, no autoflush, which is safe because no ORM object
+of these tables is ever pending; every write to them is Core). A merge reads the order and
+shipment rows it changes (locked on PostgreSQL, so concurrent events of one order take turns),
+folds the event in Python and writes the rows back whole.
 """
 
 from __future__ import annotations
@@ -279,7 +281,7 @@ def record_event(
         "payload": event.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
     statement = prepared_insert_ignore(session, _EVENTS, ("source", "event_id"), returning="id")
-    return session.execute(statement, row).scalar_one_or_none() is not None
+    return session.connection().execute(statement, row).scalar_one_or_none() is not None
 
 
 def reject_payload(
@@ -321,7 +323,9 @@ def _merge_customer(
         return None
     row = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
     row.update(id=key, created_at=now, updated_at=now)
-    merged = session.execute(_customer_upsert(session.get_bind().dialect.name), row).one()
+    merged = (
+        session.connection().execute(_customer_upsert(session.get_bind().dialect.name), row).one()
+    )
     return dict(merged._mapping)
 
 
@@ -357,7 +361,7 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
     order_id = event.order_id
     if order_id is None:
         return None
-    stored = session.execute(_READ_ORDER, {"id": order_id}).one_or_none()
+    stored = session.connection().execute(_READ_ORDER, {"id": order_id}).one_or_none()
     row: dict[str, Any] = dict.fromkeys(_ORDER_COLUMNS)
     if stored is None:
         row["status"] = "placed"
@@ -388,13 +392,13 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
     _apply_order_status(row, event)
     row["updated_at"] = now
     if stored is None:
-        session.execute(_INSERT_ORDER, {**row, "id": order_id, "created_at": now})
+        session.connection().execute(_INSERT_ORDER, {**row, "id": order_id, "created_at": now})
     else:
-        session.execute(_UPDATE_ORDER, {**row, "key": order_id})
+        session.connection().execute(_UPDATE_ORDER, {**row, "key": order_id})
     items = None
     if order is not None and order.items is not None:
         if stored is not None:
-            session.execute(_DELETE_ITEMS, {"order_id": order_id})
+            session.connection().execute(_DELETE_ITEMS, {"order_id": order_id})
         items = [
             {
                 "order_id": order_id,
@@ -408,7 +412,7 @@ def _merge_order(session: Session, event: Event, now: datetime) -> _MergedOrder 
             for i, item in enumerate(order.items)
         ]
         if items:
-            session.execute(_INSERT_ITEM, items)
+            session.connection().execute(_INSERT_ITEM, items)
     return _MergedOrder(
         id=order_id, row=row, created=stored is None, customer=customer, items=items
     )
@@ -432,7 +436,7 @@ def _merge_shipment(
     shipment = event.shipment
     if shipment is None:
         return None, False
-    stored = session.execute(_READ_SHIPMENT, {"id": shipment.id}).one_or_none()
+    stored = session.connection().execute(_READ_SHIPMENT, {"id": shipment.id}).one_or_none()
     row: dict[str, Any] = dict.fromkeys(_SHIPMENT_COLUMNS)
     if stored is not None:
         row.update(stored._mapping)
@@ -469,18 +473,25 @@ def _merge_shipment(
         row.update(status=_DELIVERED, status_at=event.occurred_at, delivered_at=event.occurred_at)
     row["updated_at"] = now
     if stored is None:
-        session.execute(_INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now})
+        session.connection().execute(
+            _INSERT_SHIPMENT, {**row, "id": shipment.id, "created_at": now}
+        )
     else:
-        session.execute(_UPDATE_SHIPMENT, {**row, "key": shipment.id})
+        session.connection().execute(_UPDATE_SHIPMENT, {**row, "key": shipment.id})
     return row, stale
 
 
 def _all_delivered(session: Session, order_id: str) -> bool:
-    return session.execute(_UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
+    return (
+        session.connection().execute(_UNDELIVERED_SHIPMENT, {"order_id": order_id}).first() is None
+    )
 
 
 def _any_delivered(session: Session, order_id: str) -> bool:
-    return session.execute(_DELIVERED_SHIPMENT, {"order_id": order_id}).first() is not None
+    return (
+        session.connection().execute(_DELIVERED_SHIPMENT, {"order_id": order_id}).first()
+        is not None
+    )
 
 
 def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult:
@@ -498,7 +509,9 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
         and order_id is not None
         and (order is None or not order.created)
     ):
-        session.execute(_DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at})
+        session.connection().execute(
+            _DELIVER_ORDER_SHIPMENTS, {"key": order_id, "at": event.occurred_at}
+        )
     now_delivered = False
     # The last parcel arrived, or the last one still out was voided while others arrived.
     settled = shipment is not None and shipment["status"] in _FINAL_SHIPMENT_STATUSES
@@ -506,7 +519,9 @@ def merge_event(session: Session, event: Event, *, now: datetime) -> MergeResult
         if order is not None:
             order_status: str | None = order.status
         else:
-            order_status = session.execute(_ORDER_STATUS, {"id": order_id}).scalar_one_or_none()
+            order_status = (
+                session.connection().execute(_ORDER_STATUS, {"id": order_id}).scalar_one_or_none()
+            )
         if order_status not in (None, "delivered", *_FINAL_ORDER_STATUSES):
             # An order this event created has no other shipment to wait for.
             if shipment["status"] == _DELIVERED:
@@ -578,16 +593,18 @@ def _shipment_facts(row: RowMapping) -> dict[str, Any]:
 
 def load_facts(session: Session, *, order_id: str | None, shipment_id: str | None) -> Facts:
     """Everything the planner may need about an order and one of its shipments."""
-    rows = session.execute(_LOAD_ORDER, {"order_id": order_id}).all() if order_id else []
+    rows = (
+        session.connection().execute(_LOAD_ORDER, {"order_id": order_id}).all() if order_id else []
+    )
     shipments = [_shipment_facts(row._mapping) for row in rows if row.id is not None]
     shipment = next((dict(s) for s in shipments if s["id"] == shipment_id), None)
     if shipment is None and shipment_id:
-        found = session.execute(_LOAD_SHIPMENT, {"id": shipment_id}).one_or_none()
+        found = session.connection().execute(_LOAD_SHIPMENT, {"id": shipment_id}).one_or_none()
         shipment = _shipment_facts(found._mapping) if found else None
     if not rows:
         return Facts(shipment=shipment)
     first = rows[0]._mapping
-    items = session.execute(_LOAD_ITEMS, {"order_id": order_id})
+    items = session.connection().execute(_LOAD_ITEMS, {"order_id": order_id})
     return Facts(
         order={name: _iso(first[f"order_{name}"]) for name in _ORDER_FACTS},
         customer=None

@@ -63,7 +63,9 @@ __all__ = [
 
 _PENDING = (S.SCHEDULED, S.CLAIMED)
 # Hot statements are built on the table once, as Core with bound parameters, so SQLAlchemy
-# compiles each once (its compiled cache) and every execution only binds values.
+# compiles each once (its compiled cache) and every execution only binds values. They run on
+# the session's connection (``Connection.execute``): no ORM bookkeeping and no autoflush, which
+# is safe because no ORM object of this table is ever pending in a session.
 _TABLE = cast(Table, NotificationRow.__table__)
 IS_SCHEDULED = _TABLE.c.status == str(S.SCHEDULED)
 
@@ -123,7 +125,7 @@ def insert_planned(
         for item in unique
     ]
     statement = prepared_insert_ignore(session, _TABLE, ("dedupe_key",), returning="dedupe_key")
-    stored = set(session.execute(statement, rows).scalars())
+    stored = set(session.connection().execute(statement, rows).scalars())
     return [item for item in unique if item.dedupe_key in stored]
 
 
@@ -303,7 +305,7 @@ def claim_due(
 ) -> list[Claimed]:
     """Take up to ``limit`` due scheduled rows for ``worker``, oldest due first."""
     params = {"now": now, "limit": limit, "worker": worker, "locked_until": now + lease}
-    result = session.execute(_claim(session.get_bind().dialect.name), params)
+    result = session.connection().execute(_claim(session.get_bind().dialect.name), params)
     rows = cast(list[Claimed], result.all())
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
@@ -358,7 +360,7 @@ def mark_sending(
     segments: int | None = None,
 ) -> bool:
     """Commit the point of no return; False when the claim was lost (reaped or cancelled)."""
-    result = session.execute(
+    result = session.connection().execute(
         _MARK_SENDING,
         {
             "notification_id": notification_id,
@@ -370,7 +372,7 @@ def mark_sending(
             "now": now,
         },
     )
-    return _rowcount(result) == 1
+    return result.rowcount == 1
 
 
 def mark_sent(
@@ -383,7 +385,7 @@ def mark_sent(
     reason: str | None = None,
 ) -> bool:
     """Record that the provider accepted the message."""
-    result = session.execute(
+    result = session.connection().execute(
         _MARK_SENT,
         {
             "notification_id": notification_id,
@@ -393,7 +395,7 @@ def mark_sent(
             "reason": reason,
         },
     )
-    return _rowcount(result) == 1
+    return result.rowcount == 1
 
 
 def release(
@@ -585,7 +587,9 @@ _NEXT_DUE: dict[str, Any] = {
 
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest scheduled row falls due."""
-    due: datetime | None = session.execute(_NEXT_DUE[session.get_bind().dialect.name]).scalar()
+    due: datetime | None = (
+        session.connection().execute(_NEXT_DUE[session.get_bind().dialect.name]).scalar()
+    )
     return due
 
 
@@ -629,7 +633,7 @@ def guards(
         "since": since,
     }
     opted_out, sent = False, []
-    for row in session.execute(_GUARDS, params):
+    for row in session.connection().execute(_GUARDS, params):
         if row.kind == 0:
             opted_out = bool(row.opted_out)
         else:

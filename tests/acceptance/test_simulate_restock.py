@@ -37,7 +37,11 @@ def _monthly_formula() -> list[dict[str, Any]]:
             placed = datetime.fromisoformat(f"{day}T10:0{n}:00+08:00")
             customer = {"id": cid, "name": cid, "phone": phone, "timezone": "Asia/Shanghai"}
             item = {"sku": "MILK-900G", "title": "婴儿配方奶粉 900g", "quantity": 4}
-            order = {"id": oid, "placed_at": placed.isoformat(), "customer": customer}
+            order: dict[str, Any] = {
+                "id": oid,
+                "placed_at": placed.isoformat(),
+                "customer": customer,
+            }
             order |= {"shipping_address": address, "items": [item]}
             shipment = {"id": f"s-{oid}", "tracking_number": f"SF{month}{n}"}
             events += [

@@ -31,6 +31,11 @@ class Admin:
     channels: dict[ChannelKind, MemoryChannel]
 
 
+def _clock(admin: Admin) -> VirtualClock:
+    assert isinstance(admin.runtime.clock, VirtualClock)
+    return admin.runtime.clock
+
+
 @pytest.fixture
 async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
     runtime, channels = make_runtime(
@@ -73,13 +78,13 @@ async def test_an_order_s_pending_message_is_listed_and_can_be_cancelled_once(
         "notifications"
     ]
     assert after["status"] == "cancelled" and "admin-api" in after["reason"]
-    admin.runtime.clock.set(datetime(2026, 11, 21, 1, 0, tzinfo=UTC))  # 09:00 local
+    _clock(admin).set(datetime(2026, 11, 21, 1, 0, tzinfo=UTC))  # 09:00 local
     await admin.runtime.dispatcher.run_once()
     assert admin.channels[ChannelKind.SMS].sent == []
 
 
 async def test_a_failed_message_can_be_resent_and_then_goes_out(admin: Admin) -> None:
-    admin.runtime.clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=UTC))  # 10:00 local
+    _clock(admin).set(datetime(2026, 11, 21, 2, 0, tzinfo=UTC))  # 10:00 local
     _ship(admin.runtime, "1002")
     admin.channels[ChannelKind.SMS].fail_next(ChannelError("twilio 30003", retryable=False))
     await admin.runtime.dispatcher.run_once()

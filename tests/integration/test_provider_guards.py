@@ -42,4 +42,4 @@ async def test_after_repeated_provider_failures_sms_is_rested_and_email_still_go
     sms.clear()
     clock.set(max(row.due_at for row in rested))
     await runtime.dispatcher.run_once()
-    assert sorted(m.to for m in sms.sent) == sorted(row.recipient for row in rested)
+    assert sorted(m.to for m in sms.sent) == sorted(row.recipient or "" for row in rested)

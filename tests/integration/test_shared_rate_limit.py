@@ -173,7 +173,7 @@ async def test_a_message_waiting_for_its_token_is_claimed_never_in_doubt(tmp_pat
     clock = VirtualClock(T0)
     runtime, _ = make_runtime(tmp_path, clock=clock)
     sms = WaitingChannel(kind=ChannelKind.SMS)
-    runtime.dispatcher.channels[ChannelKind.SMS] = sms
+    runtime.dispatcher.channels[ChannelKind.SMS] = sms  # type: ignore[index]  # swap in the test channel
     insert(
         runtime.db,
         *(planned(f"k-{n}", due_at=T0, recipient=f"+861380013{n:04d}") for n in range(3)),

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_planner import EMAIL, PHONE, facts, plan_one, rule
+from test_planner import (  # type: ignore[import-not-found]  # a sibling test module
+    EMAIL,
+    PHONE,
+    facts,
+    plan_one,
+    rule,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

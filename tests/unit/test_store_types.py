@@ -37,7 +37,8 @@ def test_sqlite_binds_datetime_storage_text_of_the_utc_instant(instant: datetime
     # And it reads back as the same instant, in UTC.
     read = ours.result_processor(SQLITE, None)
     assert read is not None
-    assert read(stored) == instant and read(stored).tzinfo == UTC
+    value = read(stored)
+    assert value == instant and value.tzinfo == UTC
 
 
 def test_a_naive_instant_is_refused_and_none_stays_none() -> None:
