@@ -291,7 +291,8 @@ _MARK_SENT = (
     update(_TABLE)
     .where(
         _TABLE.c.id == bindparam("notification_id"),
-        _status_in(S.SENDING, S.UNKNOWN, S.SCHEDULED),
+        # Not IN (…): an expanding parameter cannot go in an executemany (mark_sent_many).
+        or_(*(_TABLE.c.status == str(status) for status in (S.SENDING, S.UNKNOWN, S.SCHEDULED))),
     )
     .values(
         status=str(S.SENT),
