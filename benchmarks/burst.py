@@ -14,6 +14,10 @@ N divided by the lateness of the last one.
 
     python benchmarks/burst.py [--messages 20000] [--channel sms|email] [--latency 0.02]
         [--only carebot|peer] [--env CAREBOT_X=value ...]
+        [--postgres postgresql+psycopg://user:pw@host/db --daemons 3]
+
+With ``--postgres`` carebot's schedule is a fresh database created next to the one named
+(dropped afterwards), shared by ``--daemons`` daemons.
 
 Targets (issue 20): carebot at least twice the peer's rate; the last of 20,000 at the
 provider within 60 s of the due instant; carebot's peak RSS under 300 MB. It prints a table
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +45,7 @@ from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -258,63 +264,99 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+@contextmanager
+def database_url(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
+    """A SQLite file, or with ``--postgres`` a fresh PostgreSQL database dropped afterwards."""
+    if not args.postgres:
+        yield f"sqlite:///{tmp / 'carebot.db'}"
+        return
+    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    name = f"carebot_burst_{os.getpid()}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
 def run_carebot(args: argparse.Namespace, tmp: Path) -> Result:
     provider = Provider(args.channel, args.latency, args.messages)
     try:
-        db_url = f"sqlite:///{tmp / 'carebot.db'}"
-        db = Database(db_url)
-        db.upgrade()
-        due = datetime.now(UTC) + timedelta(seconds=args.lead)
-        fill(db, args.messages, due=due)
-        if args.channel == "email":
-            with db.transaction() as session:
-                session.execute(
-                    text(
-                        "UPDATE notifications SET channel = 'email', "
-                        "recipient = 'c' || id || '@example.com', "
-                        "dedupe_key = replace(dedupe_key, ':sms', ':email')"
-                    )
+        with database_url(args, tmp) as db_url:
+            return _run_carebot(args, tmp, provider, db_url)
+    finally:
+        provider.stop()
+
+
+def _run_carebot(args: argparse.Namespace, tmp: Path, provider: Provider, db_url: str) -> Result:
+    db = Database(db_url)
+    db.upgrade()
+    due = datetime.now(UTC) + timedelta(seconds=args.lead)
+    fill(db, args.messages, due=due)
+    if args.channel == "email":
+        with db.transaction() as session:
+            session.execute(
+                text(
+                    "UPDATE notifications SET channel = 'email', "
+                    "recipient = 'c' || id || '@example.com', "
+                    "dedupe_key = replace(dedupe_key, ':sms', ':email')"
                 )
-        db.dispose()
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")},
-            "CAREBOT_DATABASE_URL": db_url,
-            "CAREBOT_RULES_DIR": str(REPO / "rules"),
-            "CAREBOT_TEMPLATES_DIR": str(REPO / "message_templates"),
-            "CAREBOT_HTTP__PORT": str(port),
-            "CAREBOT_QUIET_HOURS": "none",
-            "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
-            "CAREBOT_TWILIO__AUTH_TOKEN": TOKEN,
-            "CAREBOT_TWILIO__FROM_NUMBER": FROM,
-            "CAREBOT_SMTP__SENDER": "care@shop.example",
-            "CAREBOT_SMTP__STARTTLS": "false",
-            **dict(item.split("=", 1) for item in args.env),
-        }
-        if args.channel == "sms":
-            env["CAREBOT_TWILIO__BASE_URL"] = provider.target
-        else:
-            host, _, smtp_port = provider.target.partition(":")
-            env["CAREBOT_SMTP__HOST"] = host
-            env["CAREBOT_SMTP__PORT"] = smtp_port
-        log = (tmp / "daemon.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "carebot", "run", "--log-level", "WARNING"],
-                                env=env, cwd=tmp, stdout=log, stderr=log)  # fmt: skip
-        try:
+            )
+    db.dispose()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")},
+        "CAREBOT_DATABASE_URL": db_url,
+        "CAREBOT_RULES_DIR": str(REPO / "rules"),
+        "CAREBOT_TEMPLATES_DIR": str(REPO / "message_templates"),
+        "CAREBOT_QUIET_HOURS": "none",
+        "CAREBOT_TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+        "CAREBOT_TWILIO__AUTH_TOKEN": TOKEN,
+        "CAREBOT_TWILIO__FROM_NUMBER": FROM,
+        "CAREBOT_SMTP__SENDER": "care@shop.example",
+        "CAREBOT_SMTP__STARTTLS": "false",
+        **dict(item.split("=", 1) for item in args.env),
+    }
+    if args.channel == "sms":
+        env["CAREBOT_TWILIO__BASE_URL"] = provider.target
+    else:
+        host, _, smtp_port = provider.target.partition(":")
+        env["CAREBOT_SMTP__HOST"] = host
+        env["CAREBOT_SMTP__PORT"] = smtp_port
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for n in range(args.daemons):
+            port = free_port()
+            log = (tmp / f"daemon-{n}.log").open("wb")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "carebot", "run", "--log-level", "WARNING"],
+                env={**env, "CAREBOT_HTTP__PORT": str(port)},
+                cwd=tmp, stdout=log, stderr=log,
+            )  # fmt: skip
+            procs.append(proc)
             started = time.monotonic()
             while not _healthy(port):
                 if proc.poll() is not None or time.monotonic() - started > 120:
-                    raise RuntimeError(f"daemon did not start; see {tmp / 'daemon.log'}")
+                    raise RuntimeError(f"daemon did not start; see {tmp / f'daemon-{n}.log'}")
                 time.sleep(0.2)
-            ok = provider.wait(timeout=args.lead + 1800)
-            rss = peak_rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        note = "" if ok else "did not send every message"
-        return summarize("carebot", due.timestamp(), provider.arrivals.times, rss, note)
+        ok = provider.wait(timeout=args.lead + 1800)
+        rss = max(peak_rss_mb(proc.pid) for proc in procs)
     finally:
-        provider.stop()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+    note = "" if ok else "did not send every message"
+    if provider.twilio is not None:
+        duplicates = len(provider.twilio.accepted) - len(
+            {m["Body"] + m["To"] for m in provider.twilio.accepted}
+        )
+        if duplicates:
+            note = f"{note} {duplicates} DUPLICATES".strip()
+    name = "carebot" if args.daemons == 1 else f"carebot x{args.daemons}"
+    return summarize(name, due.timestamp(), provider.arrivals.times, rss, note)
 
 
 def _healthy(port: int) -> bool:
@@ -360,6 +402,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("carebot", "peer"))
     parser.add_argument("--lead", type=float, default=15.0, help="seconds before the due instant")
     parser.add_argument("--peer-lead", type=float, default=None)
+    parser.add_argument("--postgres", help="a PostgreSQL URL: carebot's schedule goes there")
+    parser.add_argument("--daemons", type=int, default=1, help="carebot daemons sharing it")
     parser.add_argument("--env", action="append", default=[], help="CAREBOT_X=value for carebot")
     args = parser.parse_args()
     if args.peer_lead is None:
@@ -380,7 +424,7 @@ def main() -> None:
     for r in results:
         print(f"{r.name:<10}{r.sent:>8}{r.rate:>9.0f}{r.p50:>9.1f}{r.p99:>9.1f}{r.last:>9.1f}"
               f"{r.peak_rss_mb:>9.0f}  {r.note}")  # fmt: skip
-    by_name = {r.name: r for r in results}
+    by_name = {r.name.split(" ")[0]: r for r in results}
     verdict: dict[str, Any] = {}
     if "carebot" in by_name:
         mine = by_name["carebot"]

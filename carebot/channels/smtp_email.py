@@ -78,24 +78,10 @@ class SMTPEmail(Channel):
         msg = self.build_message(message)
         message_id = str(msg["Message-ID"])
         async with self._semaphore:
-            connection: _Connection | None = None
             try:
-                connection = await self._connection()
-                await connection.client.send_message(
-                    msg, sender=self._sender_address, recipients=[message.to]
-                )
+                await self._send_pooled(msg, message.to)
             except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
-                if connection is not None and _keeps_connection(exc, connection.client):
-                    self._put_back(connection)
-                elif connection is not None:
-                    connection.client.close()
                 raise _smtp_error(exc) from exc
-            except BaseException:
-                # Cancelled mid-conversation: the connection's state is unknown; drop it.
-                if connection is not None:
-                    connection.client.close()
-                raise
-            self._put_back(connection)
         logger.info(
             "email accepted by smtp server",
             extra={
@@ -106,6 +92,30 @@ class SMTPEmail(Channel):
             },
         )
         return SendReceipt(provider_id=message_id, status="sent")
+
+    async def _send_pooled(self, msg: EmailMessage, to: str) -> None:
+        """Send over a pooled connection; a kept-alive connection the server has dropped
+        meanwhile (its idle timeout, a restart) is replaced once by a new one."""
+        for attempt in (1, 2):
+            connection = await self._connection()
+            try:
+                await connection.client.send_message(
+                    msg, sender=self._sender_address, recipients=[to]
+                )
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                if _keeps_connection(exc, connection.client):
+                    self._put_back(connection)
+                    raise
+                connection.client.close()
+                if attempt == 1 and connection.messages and _dropped(exc):
+                    continue
+                raise
+            except BaseException:
+                # Cancelled mid-conversation: the connection's state is unknown; drop it.
+                connection.client.close()
+                raise
+            self._put_back(connection)
+            return
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
@@ -192,6 +202,11 @@ def _keeps_connection(exc: BaseException, client: aiosmtplib.SMTP) -> bool:
         and getattr(exc, "code", 0) != 421
         and client.is_connected
     )
+
+
+def _dropped(exc: BaseException) -> bool:
+    """The server had closed the connection (a reused one: before this message was sent)."""
+    return isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError))
 
 
 def _smtp_error(exc: BaseException) -> ChannelError:
