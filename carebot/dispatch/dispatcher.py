@@ -2,9 +2,11 @@
 
 Send protocol (see DESIGN.md "Scheduling core"): commit ``sending``, call the provider, commit
 ``sent``. A crash before ``sending`` only leaves a claim, which the reaper hands back; a crash
-after it leaves the one message that may go out twice.
+after it leaves the one message that may go out twice. Sends run concurrently, at most the
+channel's ``concurrency`` in flight; their ``sending`` and ``sent`` writes are group-committed
+(``_writes.SendWrites``): a row is still committed ``sending`` before its own call starts.
 
-Guards at send time, in order: ``not_after`` (expired), a valid address (failed), consent
+Guards at send time (``decide.decide``, a pure function), in order: ``not_after`` (expired), a valid address (failed), consent
 (suppressed; a transactional email overrides an email opt-out, nothing overrides an SMS STOP),
 quiet hours and the rule's window (moved), the frequency cap (merged into a pending message of
 the same rule to the same address, or moved to the next free slot; transactional messages are
