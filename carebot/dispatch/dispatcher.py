@@ -6,14 +6,14 @@ after it leaves the one message that may go out twice. Sends run concurrently, a
 channel's ``concurrency`` in flight; their ``sending`` and ``sent`` writes are group-committed
 (``_writes.SendWrites``): a row is still committed ``sending`` before its own call starts.
 
-Guards at send time (``decide.decide``, a pure function), in order: ``not_after`` (expired), a valid address (failed), consent
-(suppressed; a transactional email overrides an email opt-out, nothing overrides an SMS STOP),
-quiet hours and the rule's window (moved), the frequency cap (merged into a pending message of
-the same rule to the same address, or moved to the next free slot; transactional messages are
-exempt). Moves are not attempts. A refused ``preferred`` notice falls back to the other
-channel as a new row keyed ``<dedupe key>:fallback``. Alerts to the merchant (``audience =
-merchant``) skip consent, quiet hours and caps: they are the shop's own mail, and a complaint
-must not wait for the morning.
+Guards at send time (``decide.decide``, a pure function), in order: ``not_after``
+(expired), a valid address (failed), consent (suppressed; a transactional email overrides an
+email opt-out, nothing overrides an SMS STOP), quiet hours and the rule's window (moved), the
+frequency cap (merged into a pending message of the same rule to the same address, or moved
+to the next free slot; transactional messages are exempt). Moves are not attempts. A refused
+``preferred`` notice falls back to the other channel as a new row keyed ``<dedupe
+key>:fallback``. Alerts to the merchant (``audience = merchant``) skip consent, quiet hours
+and caps: they are the shop's own mail, and a complaint must not wait for the morning.
 """
 
 from __future__ import annotations
