@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import math
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["TwilioSMS"]
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # How many of a number's latest messages a lookup reads, and how far Twilio's clock may be
 # behind carebot's when a message is matched to the notification that was created before it.
@@ -35,8 +41,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 class TwilioSMS(Channel):
     """Send SMS with ``client.messages.create``; Twilio's errors become ``ChannelError``.
 
-    The twilio client blocks, so each call runs in a worker thread; a semaphore keeps at most
-    ``settings.concurrency`` calls in flight.
+    The twilio client blocks, so each call runs in a thread of the channel's own pool of
+    ``settings.concurrency`` threads (asyncio's default pool has only ``cpu count + 4`` and
+    is shared with database work), and a semaphore keeps at most that many calls in flight.
+    The client's asyncio transport (``AsyncTwilioHttpClient``) is not used: it needs aiohttp
+    and has no response hooks, and the ``Retry-After`` of a 429 is read through one.
     """
 
     kind = ChannelKind.SMS
@@ -71,10 +80,11 @@ class TwilioSMS(Channel):
         if settings.base_url:
             self._client.api.base_url = settings.base_url.rstrip("/")
         self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="twilio")
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         async with self._semaphore:
-            receipt = await asyncio.to_thread(self._send_blocking, message)
+            receipt = await self._in_pool(self._send_blocking, message)
         logger.info(
             "sms accepted by twilio",
             extra={
@@ -89,11 +99,17 @@ class TwilioSMS(Channel):
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
         async with self._semaphore:
-            return await asyncio.to_thread(self._find_blocking, message, since)
+            return await self._in_pool(self._find_blocking, message, since)
 
     async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         if self._http.session is not None:
             self._http.session.close()
+
+    async def _in_pool(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` in a thread of the channel's pool, with the caller's context (as to_thread)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def _send_blocking(self, message: OutboundMessage) -> SendReceipt:
         params: dict[str, Any] = {

@@ -38,7 +38,7 @@ from carebot.notifications import NotificationStatus as S
 from carebot.notifications import PlannedNotification
 from carebot.store import consent
 from carebot.store._upsert import prepared_insert_ignore
-from carebot.store.models import NotificationRow
+from carebot.store.models import ConsentRow, NotificationRow
 from carebot.store.types import UTCDateTime
 
 __all__ = [
@@ -50,9 +50,12 @@ __all__ = [
     "claim_due",
     "finish",
     "guards",
+    "guards_many",
     "insert_planned",
     "mark_sending",
+    "mark_sending_many",
     "mark_sent",
+    "mark_sent_many",
     "merge_target",
     "next_due_at",
     "reap_expired_leases",
@@ -333,7 +336,8 @@ _MARK_SENT = (
     update(_TABLE)
     .where(
         _TABLE.c.id == bindparam("notification_id"),
-        _status_in(S.SENDING, S.UNKNOWN, S.SCHEDULED),
+        # Not IN (…): an expanding parameter cannot go in an executemany (mark_sent_many).
+        or_(*(_TABLE.c.status == str(status) for status in (S.SENDING, S.UNKNOWN, S.SCHEDULED))),
     )
     .values(
         status=str(S.SENT),
@@ -396,6 +400,48 @@ def mark_sent(
         },
     )
     return result.rowcount == 1
+
+
+# Which rows of a batch are still this worker's claim (the rest were reaped or cancelled).
+_STILL_CLAIMED = (
+    select(_TABLE.c.id)
+    .where(
+        _TABLE.c.id.in_(bindparam("ids", expanding=True)),
+        _TABLE.c.status == str(S.CLAIMED),
+        _TABLE.c.locked_by == bindparam("worker"),
+    )
+    .with_for_update()
+)
+
+
+def mark_sending_many(
+    session: Session, *, worker: str, lease: timedelta, rows: Sequence[dict[str, Any]]
+) -> set[int]:
+    """``mark_sending`` for several rows in one transaction; the ids that became ``sending``.
+
+    Each item of ``rows`` has ``notification_id``, ``subject``, ``body``, ``segments`` and
+    ``now``. The rows still claimed by ``worker`` are read (and, on PostgreSQL, locked) first,
+    then updated in one executemany; a row whose claim was lost is left alone.
+    """
+    if not rows:
+        return set()
+    ids = [row["notification_id"] for row in rows]
+    ours = set(session.scalars(_STILL_CLAIMED, {"ids": ids, "worker": worker}))
+    params = [
+        {**row, "worker": worker, "locked_until": row["now"] + lease}
+        for row in rows
+        if row["notification_id"] in ours
+    ]
+    if params:
+        session.execute(_MARK_SENDING, params)
+    return ours
+
+
+def mark_sent_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """``mark_sent`` for several rows in one executemany (items: ``notification_id``,
+    ``provider_id``, ``provider_status``, ``now``, ``reason``)."""
+    if rows:
+        session.execute(_MARK_SENT, list(rows))
 
 
 def release(
@@ -639,6 +685,43 @@ def guards(
         else:
             sent.append(row.sent)
     return (True, []) if opted_out else (False, sent)
+
+
+# The same two reads for many addresses of one channel at once (a claimed batch).
+_OPTED_OUT_AMONG = select(ConsentRow.address).where(
+    ConsentRow.channel == bindparam("channel"),
+    ConsentRow.address.in_(bindparam("addresses", expanding=True)),
+    ConsentRow.opted_out.is_(True),
+)
+_SENT_TO_AMONG = select(_TABLE.c.recipient, _SENT_MOMENT).where(
+    _TABLE.c.channel == bindparam("channel"),
+    _TABLE.c.recipient.in_(bindparam("recipients", expanding=True)),
+    _status_in(*_COUNTED),
+    _SENT_MOMENT > bindparam("since", type_=UTCDateTime()),  # noqa: SIM300 (an expression)
+)
+
+
+def guards_many(
+    session: Session, *, channel: str, addresses: Iterable[str], since: datetime
+) -> dict[str, tuple[bool, list[datetime]]]:
+    """``guards`` for each of ``addresses`` on ``channel``, in two statements in all."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    keys = {address: consent.address_key(channel, address) for address in wanted}
+    opted_out = set(
+        session.scalars(
+            _OPTED_OUT_AMONG, {"channel": channel, "addresses": sorted(set(keys.values()))}
+        )
+    )
+    sent: dict[str, list[datetime]] = {address: [] for address in wanted}
+    params = {"channel": channel, "recipients": wanted, "since": since}
+    for recipient, moment in session.execute(_SENT_TO_AMONG, params):
+        sent[recipient].append(moment)
+    return {
+        address: (True, []) if keys[address] in opted_out else (False, sent[address])
+        for address in wanted
+    }
 
 
 def merge_target(session: Session, *, row: Claimed, due_by: datetime) -> NotificationRow | None:

@@ -93,3 +93,35 @@ def test_an_email_opt_out_holds_whatever_the_case_of_the_address(db: Database) -
             now=NOW,
         )
     assert _guards(db, channel="email", address="wang@EXAMPLE.com") == (True, [])
+
+
+def test_guards_many_reads_each_address_as_guards_does(db: Database) -> None:
+    """A claimed batch reads every address's guards at once; each answer is the same as
+    ``guards`` gives for that address alone."""
+    hour = timedelta(hours=1)
+    other, quiet, mixed = "+8613800000043", "+8613800000044", "Li@Example.com"
+    _row(db, "sent", S.SENT, NOW - 3 * hour)
+    _row(db, "sending", S.SENDING, NOW - hour)
+    _row(db, "other", S.SENT, NOW - hour, recipient=other)
+    _row(db, "old", S.SENT, SINCE - hour, recipient=quiet)
+    _row(db, "mail", S.SENT, NOW - hour, channel="email", recipient=mixed)
+    with db.transaction() as session:
+        consent.set_consent(
+            session, channel="sms", address=other, opted_out=True, source="t", now=NOW
+        )
+        consent.set_consent(
+            session, channel="email", address="li@example.com", opted_out=True, source="t", now=NOW
+        )
+    with db.transaction() as session:
+        sms = schedule.guards_many(
+            session, channel="sms", addresses=[PHONE, other, quiet, PHONE], since=SINCE
+        )
+        email = schedule.guards_many(session, channel="email", addresses=[mixed], since=SINCE)
+    assert set(sms) == {PHONE, other, quiet}
+    for address, answer in sms.items():
+        assert answer[0] == _guards(db, address=address)[0]
+        assert sorted(answer[1]) == sorted(_guards(db, address=address)[1])
+    assert not sms[PHONE][0] and sorted(sms[PHONE][1]) == [NOW - 3 * hour, NOW - hour]
+    assert sms[other] == (True, [])
+    assert sms[quiet] == (False, [])
+    assert email == {mixed: (True, [])}
