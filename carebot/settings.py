@@ -255,6 +255,9 @@ class Settings(BaseSettings):
     shop_name: str = "carebot demo shop"
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    # Where a phone number written without +country code is read as from (ISO 3166, e.g. "CN"),
+    # when the customer's own country is not known (the dashboard's search box).
+    default_region: str = "CN"
     # Customer's local time; "none" (None here) turns it off. Parsed once, here.
     quiet_hours: DailyWindow | None = DailyWindow(time(21), time(9))
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
@@ -290,6 +293,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}: an ISO 3166 code such as CN or US")
+        return region
 
     @field_validator("quiet_hours", mode="before")
     @classmethod

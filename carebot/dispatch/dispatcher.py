@@ -45,6 +45,7 @@ from carebot.dispatch.retry import (
     deferral,
 )
 from carebot.exceptions import ChannelError, TemplateError
+from carebot.holds import Hold
 from carebot.masking import mask_recipient, mask_text
 from carebot.notifications import NotificationStatus as S
 from carebot.rendering import Rendered, TemplateRenderer
@@ -122,8 +123,11 @@ class Dispatcher:
         concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
         inline_db: bool = False,
+        hold: Callable[..., Hold | None] | None = None,
     ) -> None:
         self.db = db
+        # A hold beyond quiet hours (``carebot.holds``), read in a transaction at send time.
+        self._hold = hold
         self.channels = channels
         self.renderer = renderer
         self.clock = clock
@@ -250,6 +254,19 @@ class Dispatcher:
             return await self._finish(
                 row, S.SUPPRESSED, f"recipient opted out of {kind}", fall_back=True
             )
+        if self._hold is not None:
+            hold = await self._db(self._hold, row=row, now=now)
+            if hold is not None:
+                if hold.until > row.not_after:
+                    return await self._finish(row, S.EXPIRED, f"not sent: {hold.reason}")
+                await self._db(
+                    schedule.release,
+                    notification_id=row.id,
+                    due_at=hold.until,
+                    now=now,
+                    reason=hold.reason,
+                )
+                return "held"
         held = next_allowed(now, ZoneInfo(row.timezone), self._windows(row))
         if held > now:
             if held > row.not_after:
