@@ -214,6 +214,9 @@ class ServiceSettings(BaseModel):
     holidays: str = "CN"
     # A customer who orders again within this many days of a complaint counts as won back.
     recovery_days: int = Field(default=60, ge=1)
+    # An order of the same SKU by the same customer within this many days of a restock or
+    # stock-up reminder counts as a reorder it brought (the dashboard's results per rule).
+    reorder_window_days: int = Field(default=14, ge=1)
     # When the weekly digest (rule on digest.weekly) goes out, in the shop's zone: 0 = Monday.
     digest_weekday: int = Field(default=0, ge=0, le=6)
     digest_hour: int = Field(default=9, ge=0, le=23)

@@ -60,7 +60,7 @@ def correct_contact(
         update(NotificationRow)
         .where(*mine, NotificationRow.channel == channel)
         .values(recipient=value, updated_at=now)
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]
     # The other channel's rows carry this address as their fallback.
     session.execute(
         update(NotificationRow)

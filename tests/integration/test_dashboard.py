@@ -36,6 +36,7 @@ PAGES = [
     "/dashboard/feedback",
     "/dashboard/disruptions",
     "/dashboard/rules",
+    "/dashboard/results",
 ]
 ACTIONS = [
     "/dashboard/logout",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from carebot.web.dashboard import actions, case_actions, contact_actions, pages
+from carebot.web.dashboard import actions, case_actions, contact_actions, pages, results_page
 
 __all__ = ["routes"]
 
@@ -22,6 +22,7 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard/feedback", pages.feedback, methods=["GET"]),
         Route("/dashboard/disruptions", pages.disruptions, methods=["GET"]),
         Route("/dashboard/rules", pages.rules, methods=["GET"]),
+        Route("/dashboard/results", results_page.results, methods=["GET"]),
         Route(
             "/dashboard/notifications/{notification_id}/cancel", actions.cancel, methods=["POST"]
         ),
