@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from carebot.events import ShipmentStatus
 from carebot.notifications import NotificationStatus as S
@@ -34,7 +34,6 @@ __all__ = [
 TROUBLE_KINDS = ("stalled", "late", "failed_attempt", "exception")
 _MOVING = (str(ShipmentStatus.IN_TRANSIT), str(ShipmentStatus.OUT_FOR_DELIVERY))
 _VOID_ORDERS = ("cancelled", "refunded")
-_FAILED = aliased(NotificationRow, name="failed")
 LISTING_LIMIT = 200
 
 
@@ -143,7 +142,7 @@ def due_by_rule(session: Session, *, now: datetime, until: datetime) -> dict[str
 
 
 def due_rows(
-    session: Session, *, now: datetime, until: datetime, rule_id: str | None, limit: int = 50
+    session: Session, *, now: datetime, until: datetime, rule_id: str | None, limit: int = 20
 ) -> list[NotificationRow]:
     """The messages behind ``due_by_rule`` (one rule, or all), soonest first."""
     conditions = _due_filter(now, until)
@@ -160,36 +159,28 @@ def due_rows(
 
 
 def _needing_action(since: datetime) -> list[ColumnElement[bool]]:
-    # A failure is settled once a message of the same rule reached that order afterwards
-    # (a resend, a fallback); what is left needs a person.
-    later = (
-        select(NotificationRow.id)
-        .where(
-            NotificationRow.order_id == _FAILED.order_id,
-            NotificationRow.rule_id == _FAILED.rule_id,
-            NotificationRow.status.in_([str(S.SENT), str(S.DELIVERED), str(S.SCHEDULED)]),
-        )
-        .exists()
-    )
+    # A resend puts the row back on the schedule, so what is still failed needs a person.
     return [
-        _FAILED.status.in_([str(S.FAILED), str(S.UNDELIVERED)]),
-        _FAILED.updated_at >= since,
-        ~later,
+        NotificationRow.status.in_([str(S.FAILED), str(S.UNDELIVERED)]),
+        NotificationRow.updated_at >= since,
+        NotificationRow.audience != "merchant",
     ]
 
 
 def failures_needing_action(session: Session, *, since: datetime) -> int:
-    """Failed or undelivered messages since ``since`` that nothing has made up for."""
-    found = session.scalar(select(func.count()).select_from(_FAILED).where(*_needing_action(since)))
+    """Customer messages failed or undelivered since ``since`` and not resent."""
+    found = session.scalar(
+        select(func.count()).select_from(NotificationRow).where(*_needing_action(since))
+    )
     return int(found or 0)
 
 
 def failed_orders(session: Session, *, since: datetime) -> list[str]:
     """The orders behind ``failures_needing_action``, latest failure first."""
     rows = session.scalars(
-        select(_FAILED.order_id)
-        .where(*_needing_action(since), _FAILED.order_id.is_not(None))
-        .order_by(_FAILED.updated_at.desc())
+        select(NotificationRow.order_id)
+        .where(*_needing_action(since), NotificationRow.order_id.is_not(None))
+        .order_by(NotificationRow.updated_at.desc())
         .limit(LISTING_LIMIT)
     )
     return [order_id for order_id in rows if order_id is not None]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from carebot.notifications import NotificationStatus as S
@@ -104,16 +104,22 @@ def results_by_rule(
     window: timedelta,
 ) -> list[RuleResult]:
     """One result per rule with messages due in ``[since, until)``."""
-    counts = session.execute(
-        select(
-            NotificationRow.rule_id,
-            func.sum(case((NotificationRow.status.in_(_LEFT), 1), else_=0)),
-            func.sum(case((NotificationRow.status == str(S.DELIVERED), 1), else_=0)),
-            func.sum(case((NotificationRow.status.in_(_FAILED), 1), else_=0)),
-        )
+    by_status: dict[str, dict[str, int]] = {}
+    for rule, status, n in session.execute(
+        select(NotificationRow.rule_id, NotificationRow.status, func.count())
         .where(NotificationRow.due_at >= since, NotificationRow.due_at < until)
-        .group_by(NotificationRow.rule_id)
-    ).all()
+        .group_by(NotificationRow.rule_id, NotificationRow.status)
+    ):
+        by_status.setdefault(rule, {})[status] = int(n)
+    counts = [
+        (
+            rule,
+            sum(statuses.get(s, 0) for s in _LEFT),
+            statuses.get(str(S.DELIVERED), 0),
+            sum(statuses.get(s, 0) for s in _FAILED),
+        )
+        for rule, statuses in by_status.items()
+    ]
     replies = {
         rule: (int(n), float(avg) if avg is not None else None)
         for rule, n, avg in session.execute(
