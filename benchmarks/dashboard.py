@@ -199,10 +199,19 @@ def fill(db: Database, *, notifications: int, orders: int, cases: int = 0) -> No
 PAGES = [
     "/dashboard",
     "/dashboard/orders?q=%2B8613800000042",
+    "/dashboard/orders?q=138%200000%200042",
+    "/dashboard/orders?q=SF42",
+    "/dashboard/orders?q=0042",
+    "/dashboard/orders?trouble=stalled",
+    "/dashboard/orders?trouble=at_risk",
+    "/dashboard/orders?complaints=damaged_in_transit&unhandled=1",
+    "/dashboard/orders?failed=1",
     "/dashboard/orders/42",
     "/dashboard/upcoming",
+    "/dashboard/upcoming?rule=follow-up",
     "/dashboard/feedback",
     "/dashboard/disruptions",
+    "/dashboard/results",
     "/dashboard/rules",
 ]
 

@@ -10,7 +10,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
-__all__ = ["email_problem", "normalize_phone", "valid_email", "zone_for", "zone_of_country"]
+__all__ = [
+    "email_problem",
+    "normalize_phone",
+    "phone_spellings",
+    "valid_email",
+    "zone_for",
+    "zone_of_country",
+]
 
 # Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the SMTP
 # server's business; this only keeps obvious garbage from being sent at all.
@@ -52,6 +59,24 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     # the cache key lets the planner, the dispatcher and the zone lookup share one parse.
     international = raw.lstrip().startswith("+")
     return _normalize(raw, None if international else (region or "").upper() or None)
+
+
+def phone_spellings(raw: str | None, region: str | None) -> list[str]:
+    """How a number typed as ``raw`` (``138 0013 8000``, ``+86 138-0013-8000``) may be stored:
+    E.164, the national number with and without the trunk prefix, the digits as typed; empty
+    when ``raw`` is not a valid number (in ``region`` unless it starts with ``+``)."""
+    e164 = normalize_phone(raw, region)
+    if e164 is None or raw is None:
+        return []
+    number = _parse_valid(e164, None)
+    assert number is not None  # normalize_phone just parsed it
+    national = phonenumbers.national_significant_number(number)
+    trunk = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    digits = "".join(c for c in raw if c.isdigit() or c == "+")
+    spaced = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    found = [e164, e164.lstrip("+"), national, trunk, "".join(c for c in trunk if c.isdigit())]
+    found += [digits, raw.strip(), spaced]
+    return list(dict.fromkeys(s for s in found if s))
 
 
 @lru_cache(maxsize=4096)

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 20.0
 # How often the rules and templates folders are polled for edits.
 RELOAD_SECONDS = 2.0
+# The watchers a declared, changed or ended disruption concerns (their ``name``).
+RESCAN_ON_DISRUPTION = ("disruptions", "restock")
 
 
 class Daemon:
@@ -49,7 +51,10 @@ class Daemon:
         # under load, a burst of ingests wakes the dispatcher once and it claims them together.
         self._wake_pending = False
         self._stopping = False
+        # Watchers asked to scan again while a scan of theirs was running.
+        self._rescan: set[str] = set()
         runtime.pipeline.on_scheduled = self._on_scheduled
+        runtime.pipeline.on_disruption = self._on_disruption
         self.reloader = RulesReloader(
             rules=runtime.rules,
             renderer=runtime.renderer,
@@ -67,6 +72,20 @@ class Daemon:
             return
         self._wake_pending = True
         self._loop.call_soon_threadsafe(self.wake)
+
+    def _on_disruption(self) -> None:
+        """Called from the ingesting thread: a disruption changed, so its watchers scan now
+        (parcels at risk, stock-up advice), not an interval later."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.rescan, RESCAN_ON_DISRUPTION)
+
+    def rescan(self, names: tuple[str, ...]) -> None:
+        """Run these watchers' jobs at once (a running scan is followed by one more)."""
+        for name in names:
+            self._rescan.add(name)
+            job = self.scheduler.get_job(f"watcher:{name}")
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
 
     def wake(self) -> None:
         if self._tick_lock.locked():
@@ -105,7 +124,11 @@ class Daemon:
 
     async def watch_tick(self, watcher: Watcher) -> None:
         """Run one scan and ingest what it found; database work stays off the event loop."""
-        await asyncio.to_thread(self._watch, watcher)
+        while True:
+            self._rescan.discard(watcher.name)
+            await asyncio.to_thread(self._watch, watcher)
+            if watcher.name not in self._rescan or self._stopping:
+                return
 
     def _watch(self, watcher: Watcher) -> None:
         try:
@@ -220,6 +243,8 @@ class Daemon:
                 args=[watcher],
                 seconds=watcher.interval.total_seconds(),
                 id=f"watcher:{watcher.name}",
+                # A scan at start: what fell due while the daemon was down is found now.
+                next_run_time=datetime.now(UTC),
                 **common,
             )
         self.scheduler.add_job(

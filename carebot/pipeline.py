@@ -67,6 +67,8 @@ class Pipeline:
         self.rulebook = rulebook
         self.clock = clock
         self.on_scheduled = on_scheduled
+        # Called after a disruption is declared, changed or ended (the daemon rescans at once).
+        self.on_disruption: Callable[[], None] | None = None
 
     def ingest(
         self, event: Event, *, source: str = "carebot", delivery_id: str | None = None
@@ -158,6 +160,8 @@ class Pipeline:
         )
         if earliest is not None and self.on_scheduled is not None:
             self.on_scheduled(earliest)
+        if event.type == EventType.DISRUPTION_DECLARED and self.on_disruption is not None:
+            self.on_disruption()
         return IngestResult(
             event_id=event.id,
             duplicate=False,

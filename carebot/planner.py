@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -339,6 +339,51 @@ class Planner:
             return []
         if rule.audience == Audience.MERCHANT:
             return [self._plan_alert(rule, event, facts, context, now=now, source=source)]
+        planned = self._plan_customer(
+            rule, event, facts, context, now=now, source=source, opted_out=opted_out
+        )
+        stale = self._stale(rule, event, now)
+        if stale is None:
+            return planned
+        # Recorded, not sent: the timeline says why. The key names the event, so the stale
+        # row never stands in the way of a fresh notice for the same parcel later.
+        return [
+            replace(
+                item,
+                dedupe_key=f"{item.dedupe_key}:stale:{source}:{event.id}",
+                status=NotificationStatus.EXPIRED,
+                reason=stale,
+            )
+            for item in planned
+        ]
+
+    @staticmethod
+    def _stale(rule: Rule, event: Event, now: datetime) -> str | None:
+        """Why the event is too old for this rule to act on, or None."""
+        limit = rule.max_age
+        if limit is None:
+            return None
+        age = now - event.occurred_at.astimezone(UTC)
+        if age <= limit:
+            return None
+        hours = int(age.total_seconds() // 3600)
+        return (
+            f"stale event: {event.type} occurred {hours // 24}d {hours % 24}h ago "
+            f"({event.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC), "
+            f"older than max_event_age {rule.max_event_age}"
+        )
+
+    def _plan_customer(
+        self,
+        rule: Rule,
+        event: Event,
+        facts: Facts,
+        context: dict[str, Any],
+        *,
+        now: datetime,
+        source: str,
+        opted_out: OptOutCheck,
+    ) -> list[PlannedNotification]:
         customer = facts.customer or {}
         address = facts.shipping_address or {}
         phone = normalize_phone(customer.get("phone"), address.get("country"))

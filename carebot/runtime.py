@@ -11,12 +11,14 @@ import base64
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from carebot.cases import ServiceDesk
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.clock import Clock, SystemClock
 from carebot.dispatch.dispatcher import Dispatcher
+from carebot.holds import complaint_hold
 from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
 from carebot.planner import Planner, PlanningPolicy
@@ -189,6 +191,7 @@ def build_runtime(
             ChannelKind.EMAIL: settings.smtp.concurrency,
         },
         inline_db=inline_db,
+        hold=partial(complaint_hold, rules=rules),
     )
     return Runtime(
         settings=settings,

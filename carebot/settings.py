@@ -234,6 +234,9 @@ class ServiceSettings(BaseModel):
     holidays: str = "CN"
     # A customer who orders again within this many days of a complaint counts as won back.
     recovery_days: int = Field(default=60, ge=1)
+    # An order of the same SKU by the same customer within this many days of a restock or
+    # stock-up reminder counts as a reorder it brought (the dashboard's results per rule).
+    reorder_window_days: int = Field(default=14, ge=1)
     # When the weekly digest (rule on digest.weekly) goes out, in the shop's zone: 0 = Monday.
     digest_weekday: int = Field(default=0, ge=0, le=6)
     digest_hour: int = Field(default=9, ge=0, le=23)
@@ -286,6 +289,9 @@ class Settings(BaseSettings):
             "*": "en",
         }
     )
+    # Where a phone number written without +country code is read as from (ISO 3166, e.g. "CN"),
+    # when the customer's own country is not known (the dashboard's search box).
+    default_region: str = "CN"
     # Customer's local time; "none" (None here) turns it off. Parsed once, here.
     quiet_hours: DailyWindow | None = DailyWindow(time(21), time(9))
     # "text" (key=value, for a terminal) or "json" (one object per line, for a log collector).
@@ -326,6 +332,16 @@ class Settings(BaseSettings):
     @classmethod
     def _country_keys(cls, value: dict[str, str]) -> dict[str, str]:
         return {key.strip().upper(): locale.strip() for key, locale in value.items()}
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}: an ISO 3166 code such as CN or US")
+        return region
 
     @field_validator("quiet_hours", mode="before")
     @classmethod

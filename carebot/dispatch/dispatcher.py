@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from carebot import holds
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
 from carebot.clock import Clock
 from carebot.dispatch._outcomes import Outcomes
@@ -115,8 +116,11 @@ class Dispatcher:
         concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
         inline_db: bool = False,
+        hold: Callable[..., holds.Hold | None] | None = None,
     ) -> None:
         self.db = db
+        # A hold beyond quiet hours (``carebot.holds``), read in a transaction at send time.
+        self._hold = hold
         self.channels = channels
         self.renderer = renderer
         self.clock = clock
@@ -229,6 +233,8 @@ class Dispatcher:
                 since=None if row.transactional else now - ROLLING_WINDOW,
             )
         decision = decide(row, guards, now, self._policy)
+        if self._hold is not None and not isinstance(decision, Finish):
+            decision = await self._complaint_hold(row, now) or decision
         if isinstance(decision, Merge):
             if await self._merge(row, due_by=decision.due_by):
                 return "merged"
@@ -247,6 +253,16 @@ class Dispatcher:
             )
             return decision.outcome
         return await self._send(row, ChannelKind(row.channel))
+
+    async def _complaint_hold(self, row: Claimed, now: datetime) -> Hold | Finish | None:
+        """A marketing message waits while its customer has an unhandled complaint."""
+        assert self._hold is not None
+        found = await self._db(self._hold, row=row, now=now)
+        if found is None:
+            return None
+        if found.until > row.not_after:
+            return Finish(S.EXPIRED, f"not sent: {found.reason}")
+        return Hold(found.until, found.reason)
 
     async def _send(self, row: Claimed, kind: ChannelKind) -> str:
         """Render ``row`` and hand it to its channel (the guards have passed)."""

@@ -25,6 +25,7 @@ __all__ = [
     "ProductProfile",
     "Region",
     "Rule",
+    "RuleKind",
     "Rulebook",
     "SendSpec",
     "label_in",
@@ -52,6 +53,14 @@ class Audience(enum.StrEnum):
     # The shop itself (CAREBOT_ALERTS__EMAIL): service-recovery alerts that must not wait for
     # the customer's quiet hours nor count against the customer's frequency cap.
     MERCHANT = "merchant"
+
+
+class RuleKind(enum.StrEnum):
+    """What a rule's messages are to the customer."""
+
+    CARE = "care"  # about their order: shipped, delivered, a delay, a feedback request
+    # Selling: restock and stock-up reminders. Held while the customer has an unhandled complaint.
+    MARKETING = "marketing"
 
 
 class InDoubtPolicy(enum.StrEnum):
@@ -148,11 +157,15 @@ class Rule(_Strict):
     cancel_on: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
     once_per: DedupeScope | None = None
     expires_after: str = "2d"
+    # How old the triggering event may be when it arrives (a backfilled or late webhook):
+    # older, and the message is recorded ``expired`` with the reason instead of being sent.
+    max_event_age: str | None = None
     transactional: bool = False
     in_doubt: InDoubtPolicy = InDoubtPolicy.RESEND
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     max_segments: int = Field(default=3, ge=1, le=10)
     audience: Audience = Audience.CUSTOMER
+    kind: RuleKind = RuleKind.CARE
     expects_reply: bool = False
     # A condition the message waits for (e.g. a tracking number): while it does not hold the
     # message is due ``wait_up_to`` later; a later event of the order that makes it hold sends
@@ -176,6 +189,13 @@ class Rule(_Strict):
     @classmethod
     def _expiry_shape(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("max_event_age")
+    @classmethod
+    def _age_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
         return value
 
     @field_validator("delay")
@@ -219,6 +239,10 @@ class Rule(_Strict):
     @property
     def expiry(self) -> timedelta:
         return parse_duration(self.expires_after)
+
+    @property
+    def max_age(self) -> timedelta | None:
+        return parse_duration(self.max_event_age) if self.max_event_age else None
 
     def scope_for(self, event_type: str) -> DedupeScope:
         if self.once_per is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +46,7 @@ from carebot.store.types import UTCDateTime
 
 __all__ = [
     "Overview",
+    "ParcelGroup",
     "Timeline",
     "Upcoming",
     "bucketed",
@@ -56,7 +57,10 @@ __all__ = [
     "notification_counts_by_rule",
     "order_exists",
     "order_timeline",
+    "orders_by_ids",
     "overview",
+    "parcel_orders_in_transit",
+    "parcels_in_transit",
     "scores_by_bucket",
     "upcoming",
 ]
@@ -268,22 +272,40 @@ def order_exists(session: Session, order_id: str) -> bool:
 
 
 def find_orders(
-    session: Session, *, phone: str | None = None, email: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    phones: Sequence[str] = (),
+    email: str | None = None,
+    order_part: str | None = None,
+    tracking: str | None = None,
+    limit: int = 50,
 ) -> list[OrderRow]:
-    """The newest orders of the customers with this phone number or email address."""
-    conditions = []
-    if phone:
-        conditions.append(CustomerRow.phone == phone)
+    """The newest orders matching any of: a customer phone spelt one of ``phones``, a customer
+    email address, part of the order id, a parcel's tracking number."""
+    conditions: list[ColumnElement[bool]] = []
+    customer_conditions: list[ColumnElement[bool]] = []
+    if phones:
+        customer_conditions.append(CustomerRow.phone.in_(sorted(set(phones))))
     if email:
         # Stored as given; most sources send lower case, so try both spellings on the index.
-        conditions.append(CustomerRow.email.in_({email, email.lower()}))
+        customer_conditions.append(CustomerRow.email.in_({email, email.lower()}))
+    if customer_conditions:
+        customers = select(CustomerRow.id).where(or_(*customer_conditions))
+        conditions.append(OrderRow.customer_id.in_(customers))
+    if order_part:
+        escaped = order_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(OrderRow.id.like(f"%{escaped}%", escape="\\"))
+    if tracking:
+        parcels = select(ShipmentRow.order_id).where(
+            ShipmentRow.tracking_number.in_({tracking, tracking.upper()})
+        )
+        conditions.append(OrderRow.id.in_(parcels))
     if not conditions:
         return []
-    customers = select(CustomerRow.id).where(or_(*conditions))
     return list(
         session.scalars(
             select(OrderRow)
-            .where(OrderRow.customer_id.in_(customers))
+            .where(or_(*conditions))
             .order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
             .limit(limit)
         )
@@ -362,3 +384,83 @@ def in_transit_by_address(
         (dict(address or {}), int(shipments), int(customers))
         for address, shipments, customers in rows
     ]
+
+
+@dataclass(frozen=True)
+class ParcelGroup:
+    """Parcels on their way that share an address, an expected delivery day and a ship time."""
+
+    address: dict[str, Any]
+    expected_delivery: date | None
+    shipped_at: datetime | None
+    shipments: int
+    customers: int
+    # Set when the group was read for a list of orders (one parcel per group).
+    order_id: str | None = None
+
+
+def _in_transit_filter(since: datetime) -> list[ColumnElement[bool]]:
+    return [
+        ShipmentRow.shipped_at >= since,
+        ShipmentRow.delivered_at.is_(None),
+        ShipmentRow.status.is_(None) | ShipmentRow.status.not_in(_NOT_MOVING),
+        OrderRow.status.not_in(_VOID_ORDERS),
+    ]
+
+
+def parcels_in_transit(session: Session, *, since: datetime) -> list[ParcelGroup]:
+    """Parcels on their way (shipped since ``since``), grouped so that a disruption's reach
+    (where, and arriving when) is a sum over the groups."""
+    rows = session.execute(
+        select(
+            OrderRow.shipping_address,
+            ShipmentRow.expected_delivery,
+            ShipmentRow.shipped_at,
+            func.count(ShipmentRow.id),
+            func.count(distinct(OrderRow.customer_id)),
+        )
+        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
+        .where(*_in_transit_filter(since))
+        .group_by(OrderRow.shipping_address, ShipmentRow.expected_delivery, ShipmentRow.shipped_at)
+    ).all()
+    return [
+        ParcelGroup(dict(address or {}), expected, shipped, int(shipments), int(customers))
+        for address, expected, shipped, shipments, customers in rows
+    ]
+
+
+def parcel_orders_in_transit(
+    session: Session, *, since: datetime, limit: int = 5000
+) -> list[ParcelGroup]:
+    """One row per parcel on its way, newest first, with its order id."""
+    rows = session.execute(
+        select(
+            OrderRow.shipping_address,
+            ShipmentRow.expected_delivery,
+            ShipmentRow.shipped_at,
+            ShipmentRow.order_id,
+        )
+        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
+        .where(*_in_transit_filter(since))
+        .order_by(ShipmentRow.shipped_at.desc(), ShipmentRow.id)
+        .limit(limit)
+    ).all()
+    return [
+        ParcelGroup(dict(address or {}), expected, shipped, 1, 1, order_id)
+        for address, expected, shipped, order_id in rows
+    ]
+
+
+def orders_by_ids(
+    session: Session, order_ids: Sequence[str], *, limit: int = 200
+) -> list[OrderRow]:
+    """These orders, newest first."""
+    if not order_ids:
+        return []
+    return list(
+        session.scalars(
+            select(OrderRow)
+            .where(OrderRow.id.in_(list(order_ids)[:limit]))
+            .order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
+        )
+    )

@@ -320,3 +320,19 @@ class RateBucketRow(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ContactChangeRow(Base):
+    """A customer's phone number or email address corrected on the dashboard: who, when,
+    old → new, and how many pending messages it re-addressed."""
+
+    __tablename__ = "contact_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(200), index=True)
+    field: Mapped[str] = mapped_column(String(20))
+    old_value: Mapped[str | None] = mapped_column(String(320))
+    new_value: Mapped[str] = mapped_column(String(320))
+    who: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime]
+    messages_updated: Mapped[int] = mapped_column(Integer)

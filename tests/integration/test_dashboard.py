@@ -36,6 +36,7 @@ PAGES = [
     "/dashboard/feedback",
     "/dashboard/disruptions",
     "/dashboard/rules",
+    "/dashboard/results",
 ]
 ACTIONS = [
     "/dashboard/logout",
@@ -353,5 +354,9 @@ async def test_a_declared_disruption_is_listed_and_can_be_marked_ended_today(
         source = session.scalars(
             select(EventRow.source).order_by(EventRow.id.desc()).limit(1)
         ).one()
-    assert latest["id"] == "summit" and latest["end"] == date(2026, 11, 20).isoformat()
+    # Ended now: its last day was yesterday, and the page says so at once.
+    assert latest["id"] == "summit" and latest["end"] == date(2026, 11, 19).isoformat()
     assert source == "dashboard"
+    page = (await dashboard.client.get("/dashboard/disruptions?lang=en")).text
+    assert re.search(r'id="state-summit">ended<', page)
+    assert 'action="/dashboard/disruptions/summit/end"' not in page

@@ -72,7 +72,8 @@ def _ship(runtime: Runtime, *, phone: str | None) -> None:
             {
                 "id": "evt-1",
                 "type": "order.shipped",
-                "occurred_at": START.isoformat(),
+                # Now, as the runtime's clock reads it: a fresh event, not a backfilled one.
+                "occurred_at": runtime.clock.now().isoformat(),
                 "order": {"id": "1001", "customer": customer},
                 "shipment": {"id": "s-1", "carrier": "SF Express", "tracking_number": "SF1"},
             }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from carebot.web.dashboard import actions, case_actions, pages
+from carebot.web.dashboard import actions, case_actions, contact_actions, pages, results_page
 
 __all__ = ["routes"]
 
@@ -22,6 +22,7 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard/feedback", pages.feedback, methods=["GET"]),
         Route("/dashboard/disruptions", pages.disruptions, methods=["GET"]),
         Route("/dashboard/rules", pages.rules, methods=["GET"]),
+        Route("/dashboard/results", results_page.results, methods=["GET"]),
         Route(
             "/dashboard/notifications/{notification_id}/cancel", actions.cancel, methods=["POST"]
         ),
@@ -32,5 +33,10 @@ def routes() -> list[BaseRoute]:
             "/dashboard/disruptions/{disruption_id}/end", actions.end_disruption, methods=["POST"]
         ),
         Route("/dashboard/cases/open", case_actions.open_case, methods=["POST"]),
+        Route(
+            "/dashboard/customers/{customer_id:path}/contact",
+            contact_actions.correct_contact,
+            methods=["POST"],
+        ),
         Route("/dashboard/cases/{case_id}/{step}", case_actions.step_case, methods=["POST"]),
     ]

@@ -184,7 +184,8 @@ async def resend(view: View) -> Response:
 async def end_disruption(view: View) -> Response:
     """End a disruption today: a ``disruption.declared`` event from the dashboard says so.
 
-    One that has not started yet is withdrawn instead (an end before the start is invalid).
+    Its last day becomes yesterday; one that starts today or later is withdrawn instead (an
+    end before the start is invalid).
     """
     form = await _checked_form(view)
     if isinstance(form, Response):
@@ -201,8 +202,11 @@ async def end_disruption(view: View) -> Response:
         found = current.get(ident)
         if found is None:
             return False
-        if found.start <= today:
-            fields = found.model_dump(mode="json") | {"end": today.isoformat()}
+        if found.start < today:
+            # Over now: its last day was yesterday, so the watchers warn no one from today
+            # and the disruptions page shows it ended at once.
+            ended = today - timedelta(days=1)
+            fields = found.model_dump(mode="json") | {"end": ended.isoformat()}
         else:
             fields = {"id": found.id, "cancelled": True}
         event = Event(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 from carebot.rulebook.schema import Rulebook
+from carebot.web.dashboard import reasons
 
 __all__ = ["LANGUAGES", "Names", "Translator", "pick_language"]
 
 LANGUAGES = ("zh-CN", "en")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # key: (zh-CN, en)
 _TEXT: dict[str, tuple[str, str]] = {
@@ -19,6 +22,20 @@ _TEXT: dict[str, tuple[str, str]] = {
     "nav.feedback": ("客户反馈", "Feedback"),
     "nav.disruptions": ("物流中断", "Disruptions"),
     "nav.rules": ("规则", "Rules"),
+    "nav.results": ("效果", "Results"),
+    "results.from": ("从", "From"),
+    "results.to": ("到", "To"),
+    "results.sent": ("已发出", "Sent"),
+    "results.delivered": ("已送达", "Delivered"),
+    "results.failed": ("失败", "Failed"),
+    "results.replies": ("回复", "Replies"),
+    "results.score": ("平均评分", "Average score"),
+    "results.reorders": ("带来的复购", "Reorders"),
+    "results.note": (
+        "按到期时间统计；复购：提醒发出后 {days} 天内同一客户再次购买同一商品。",
+        "By due time. Reorders: the same customer orders the same SKU within {days} days "
+        "of the reminder.",
+    ),
     "logout": ("退出", "Log out"),
     "login.title": ("登录", "Log in"),
     "login.token": ("管理令牌", "Admin token"),
@@ -49,7 +66,23 @@ _TEXT: dict[str, tuple[str, str]] = {
     "channel": ("渠道", "Channel"),
     "reason": ("原因", "Reason"),
     "total": ("合计", "Total"),
-    "orders.search": ("订单号、手机号或邮箱", "Order id, phone or email"),
+    "orders.search": ("订单号、手机号、邮箱或运单号", "Order id, phone, email or tracking no."),
+    "orders.listing.disruption": ("受此中断影响的在途订单", "Orders in transit it catches"),
+    "orders.listing.trouble": ("有问题的包裹", "Parcels in trouble"),
+    "orders.listing.complaints": ("本周投诉", "Complaints this week"),
+    "orders.listing.failed": ("需要处理的失败消息", "Failures needing action"),
+    "answers.complaints": ("本周投诉（按类别）", "Complaints this week by category"),
+    "answers.unhandled": ("未处理", "Unhandled"),
+    "answers.trouble": ("当前有问题的包裹", "Parcels in trouble now"),
+    "answers.next_day": ("未来 24 小时将发送", "Going out in the next 24 hours"),
+    "answers.failures": ("需要处理的失败消息（7 天）", "Failures needing action (7 days)"),
+    "trouble.stalled": ("长时间无物流更新", "Stalled"),
+    "trouble.late": ("已超过预计送达日", "Late"),
+    "trouble.failed_attempt": ("投递失败", "Failed attempt"),
+    "trouble.exception": ("物流异常", "Exception"),
+    "trouble.at_risk": ("受物流中断影响", "At risk from a disruption"),
+    "channel.sms": ("短信", "SMS"),
+    "channel.email": ("邮件", "Email"),
     "orders.go": ("查找", "Search"),
     "orders.none": ("没有找到订单。", "No order found."),
     "orders.results": ("找到的订单", "Orders found"),
@@ -76,6 +109,19 @@ _TEXT: dict[str, tuple[str, str]] = {
     "done.cancel": ("消息已取消。", "Message cancelled."),
     "done.resend": ("消息已重新排入发送。", "Message put back on the schedule."),
     "done.end": ("中断已标记为结束。", "Disruption marked ended."),
+    "done.contact": (
+        "联系方式已更正，待发送和可重发的消息将发往新地址。",
+        "Contact corrected; pending and resendable messages now go to it.",
+    ),
+    "done.contact_invalid": ("不是有效的手机号或邮箱。", "Not a valid phone number or email."),
+    "contact.title": ("更正联系方式", "Correct the contact"),
+    "contact.phone": ("手机号", "Phone"),
+    "contact.email": ("邮箱", "Email"),
+    "contact.save": ("保存", "Save"),
+    "contact.history": ("联系方式更正记录", "Contact corrections"),
+    "contact.old": ("原值", "Old"),
+    "contact.new": ("新值", "New"),
+    "contact.moved": ("改发的消息数", "Messages re-addressed"),
     "done.conflict": ("该消息当前状态不允许此操作。", "The message's status does not allow that."),
     "done.missing": ("找不到该对象。", "No such item."),
     "upcoming.by_rule": ("按规则（未来 7 天，每天）", "By rule (next 7 days, per day)"),
@@ -100,6 +146,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "disruptions.origin": ("来源", "Declared in"),
     "disruptions.affected": ("受影响的在途包裹 / 客户", "Shipments / customers in transit there"),
     "disruptions.notices": ("中断相关消息", "Disruption notices sent"),
+    "disruptions.origin.event": ("运行时声明", "declared event"),
+    "disruptions.origin.rules": ("规则文件", "rules file"),
+    "disruptions.origin.calendar": ("内置日历", "built-in calendar"),
+    "disruptions.state.active": ("进行中", "active"),
+    "disruptions.state.upcoming": ("即将开始", "upcoming"),
+    "disruptions.state.ended": ("已结束", "ended"),
     "disruptions.calendars": ("内置日历", "Built-in calendars"),
     "rules.state": ("校验状态", "Validation state"),
     "rules.ok": (
@@ -194,8 +246,9 @@ class Names:
     """Labels for statuses, feedback categories and rules in one language (the rules' own
     ``label`` first; an unknown name shows as it is)."""
 
-    def __init__(self, rulebook: Rulebook, language: str) -> None:
+    def __init__(self, rulebook: Rulebook, language: str, *, zone: ZoneInfo = SHANGHAI) -> None:
         self.rulebook = rulebook
+        self.zone = zone
         self.language = language if language in LANGUAGES else LANGUAGES[0]
         self._index = LANGUAGES.index(self.language)
 
@@ -208,6 +261,12 @@ class Names:
         if found is not None:
             return found.label_in(self.language)
         return self.status(name)
+
+    def event(self, name: str | None) -> str:
+        return reasons.event_type(name, self.language)
+
+    def reason(self, text: str | None) -> str:
+        return reasons.reason(text, self.language, self.zone)
 
     def rule(self, name: str | None) -> str:
         found = self.rulebook.rule(name or "")

@@ -115,9 +115,15 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render ``template`` with the common context; remember an explicit ``?lang=``."""
+    translate = Translator(language)
     page = _env.get_template(template).render(
-        t=Translator(language),
-        names=Names(runtime_of(request).rules(), language),
+        t=translate,
+        channel_label=lambda channel: translate(f"channel.{channel}"),
+        names=Names(
+            runtime_of(request).rules(),
+            language,
+            zone=ZoneInfo(runtime_of(request).settings.default_timezone),
+        ),
         lang=language,
         path=request.url.path,
         done=request.query_params.get("done"),

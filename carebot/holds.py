@@ -1,0 +1,56 @@
+"""Holds beyond quiet hours: a marketing message waits while its customer has a complaint
+nobody has handled yet (a case from service recovery that is still open or contacted).
+
+Decided at send time, next to the other guards (consent, quiet hours, caps), so a case opened
+after the message was planned holds it too, and one resolved in the meantime releases it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from carebot.rulebook.schema import Rulebook, RuleKind
+from carebot.store.cases import ACTIVE
+from carebot.store.models import CaseRow
+
+__all__ = ["COMPLAINT_RECHECK", "Hold", "complaint_hold"]
+
+# How soon a held message looks again whether the complaint has been handled.
+COMPLAINT_RECHECK = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Hold:
+    until: datetime
+    reason: str
+
+
+def complaint_hold(
+    session: Session, *, row: Any, now: datetime, rules: Callable[[], Rulebook]
+) -> Hold | None:
+    """A hold for ``row`` (a claimed notification) when its rule is ``kind: marketing`` and
+    its customer has an unhandled complaint; None to send it."""
+    rule = rules().rule(row.rule_id)
+    if rule is None or rule.kind != RuleKind.MARKETING or not row.customer_id:
+        return None
+    case = session.scalars(
+        select(CaseRow)
+        .where(CaseRow.customer_id == row.customer_id, CaseRow.status.in_(ACTIVE))
+        .order_by(CaseRow.opened_at)
+        .limit(1)
+    ).first()
+    if case is None:
+        return None
+    return Hold(
+        until=now + COMPLAINT_RECHECK,
+        reason=(
+            f"held: the customer has an unhandled complaint (case {case.id}, {case.category}, "
+            f"opened {case.opened_at:%Y-%m-%d %H:%M} UTC, order {case.order_id})"
+        ),
+    )
