@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from carebot.channels.base import ChannelKind
-from carebot.dispatch.decide import (
-    Finish,
-    Hold,
-    Merge,
-    Policy,
-    Send,
-    decide,
-    needs_guards,
-)
+from carebot.dispatch import decide as decision
+from carebot.dispatch.decide import Decision, Finish, Guards, Hold, Merge, Policy, Send
 from carebot.notifications import NotificationStatus as S
 from carebot.rulebook.windows import DailyWindow
+from carebot.store.schedule import Claimed
 
 # 10:00 in Shanghai: inside the allowed hours (09:00-21:00).
 NOW = datetime(2026, 11, 11, 2, 0, tzinfo=UTC)
@@ -58,7 +52,16 @@ class Row:
     created_at: datetime = NOW
 
 
-CLEAR = (False, [])
+CLEAR: Guards = (False, [])
+
+
+# ``Row`` stands in for ``schedule.Claimed`` (the columns decide reads), typed as one here.
+def decide(row: Row, guards: Guards | None, now: datetime, policy: Policy) -> Decision:
+    return decision.decide(cast("Claimed", row), guards, now, policy)
+
+
+def needs_guards(row: Row, now: datetime) -> bool:
+    return decision.needs_guards(cast("Claimed", row), now)
 
 
 def test_a_row_that_passes_every_guard_is_sent() -> None:
