@@ -83,6 +83,26 @@ def test_concurrent_claims_with_skip_locked_never_take_a_row_twice(postgres_url:
     db.dispose()
 
 
+def test_a_claim_skips_rows_another_daemon_holds_instead_of_waiting(postgres_url: str) -> None:
+    """Two daemons claim at once: the second takes the other rows at once, never waits.
+
+    Without SKIP LOCKED the second claim would block on the first one's row locks until that
+    transaction ends; with a lock timeout that is an error here instead of a hang.
+    """
+    db = Database(postgres_url)
+    with db.transaction() as session:
+        schedule.insert_planned(session, [_planned(n, NOW) for n in range(20)], now=NOW)
+    lease = timedelta(minutes=1)
+    with db.transaction() as first:
+        held = schedule.claim_due(first, now=NOW, worker="a", limit=10, lease=lease)
+        with db.transaction() as second:
+            second.execute(text("SET LOCAL lock_timeout = '3s'"))
+            other = schedule.claim_due(second, now=NOW, worker="b", limit=20, lease=lease)
+    assert len(held) == 10 and len(other) == 10
+    assert {row.id for row in held}.isdisjoint({row.id for row in other})
+    db.dispose()
+
+
 async def test_an_event_is_stored_once_and_its_message_sent_once_on_postgresql(
     postgres_url: str,
 ) -> None:
