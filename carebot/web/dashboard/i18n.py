@@ -289,7 +289,17 @@ class Names:
         return reasons.event_type(name, self.language)
 
     def reason(self, text: str | None) -> str:
-        return reasons.reason(text, self.language, self.zone)
+        return reasons.reason(text, self.language, self.zone, self._id_name)
+
+    def _id_name(self, name: str) -> str:
+        """A status, category or event id in Chinese; any other word as it is."""
+        if name in _STATUS:
+            return self.status(name)
+        if name in reasons.EVENT_TYPES_ZH:
+            return self.event(name)
+        if name in _WHO:
+            return self.who(name)
+        return self.category(name)
 
     def rule(self, name: str | None) -> str:
         found = self.rulebook.rule(name or "")
