@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from carebot.events import ShipmentStatus
@@ -75,22 +75,25 @@ def _in_transit_filter(since: datetime) -> list[ColumnElement[bool]]:
 
 def parcels_in_transit(session: Session, *, since: datetime) -> list[ParcelGroup]:
     """Parcels on their way (shipped since ``since``), grouped so that a disruption's reach
-    (where, and arriving when) is a sum over the groups."""
+    (where, and arriving when) is a sum over the groups: by address and expected delivery day,
+    and by ship time only where no delivery day is known (the arrival is then reckoned from it).
+    """
+    shipped = case((ShipmentRow.expected_delivery.is_(None), ShipmentRow.shipped_at))
     rows = session.execute(
         select(
             OrderRow.shipping_address,
             ShipmentRow.expected_delivery,
-            ShipmentRow.shipped_at,
+            shipped,
             func.count(ShipmentRow.id),
             func.count(distinct(OrderRow.customer_id)),
         )
         .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
         .where(*_in_transit_filter(since))
-        .group_by(OrderRow.shipping_address, ShipmentRow.expected_delivery, ShipmentRow.shipped_at)
+        .group_by(OrderRow.shipping_address, ShipmentRow.expected_delivery, shipped)
     ).all()
     return [
-        ParcelGroup(dict(address or {}), expected, shipped, int(shipments), int(customers))
-        for address, expected, shipped, shipments, customers in rows
+        ParcelGroup(dict(address or {}), expected, shipped_at, int(shipments), int(customers))
+        for address, expected, shipped_at, shipments, customers in rows
     ]
 
 
