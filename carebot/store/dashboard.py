@@ -22,6 +22,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     select,
     text,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "find_orders",
     "hour_index",
     "in_transit_by_address",
+    "is_scheduled",
     "notification_counts_by_rule",
     "order_exists",
     "order_timeline",
@@ -87,6 +89,16 @@ def hour_index(session: Session, column: Any, start: datetime) -> ColumnElement[
         return seconds // 3600
     elapsed = func.extract("epoch", column - literal(start))
     return cast(func.floor(elapsed / 3600), Integer)
+
+
+def is_scheduled(session: Session) -> ColumnElement[bool]:
+    """``status = 'scheduled'``, read by SQLite's planner as the common case it is, so a
+    due-time range picks a due-time index rather than walking every scheduled row by status."""
+    test = NotificationRow.status == str(S.SCHEDULED)
+    if session.get_bind().dialect.name == "sqlite":
+        likely: ColumnElement[bool] = func.likelihood(test, literal_column("0.9"))
+        return likely
+    return test
 
 
 def _scheduled_edge(session: Session, now: datetime, *, future: bool) -> datetime | None:
