@@ -1,6 +1,6 @@
 """The feedback page lists every complaint that raised an alert, over a chosen period, with
 the products by name; the cases page and a case's own page show the case; customer words
-stay escaped on every page that shows them."""
+stay escaped on every page that shows them. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
-from support.core import MESSAGE_TEMPLATES, RULES, migrated_database
+from support.core import MESSAGE_TEMPLATES, RULES, database_for
 
 from carebot.channels import ChannelKind, MemoryChannel
 from carebot.clock import VirtualClock
@@ -108,15 +108,17 @@ async def replies_received(runtime: Runtime, clock: VirtualClock) -> None:
     await _drain(runtime, clock, ASKED + timedelta(hours=3))
 
 
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def shop(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     clock = VirtualClock(DELIVERED - timedelta(days=1))
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
     runtime = build_runtime(
         _settings(tmp_path),
         clock=clock,
         channels=channels,
-        db=migrated_database(tmp_path / "carebot.db"),
+        db=database_for(request, tmp_path),
         inline_db=True,
     )
     await replies_received(runtime, clock)
