@@ -237,6 +237,14 @@ _STATUS: dict[str, tuple[str, str]] = {
     "resolved": ("已解决", "resolved"),
     "dismissed": ("不予处理", "dismissed"),
     "other": ("其他", "other"),
+    # Provider delivery statuses (Twilio's), shown beside a message's own status.
+    "queued": ("排队中", "queued"),
+    "accepted": ("已受理", "accepted"),
+    "canceled": ("已取消", "canceled"),
+    "read": ("已读", "read"),
+    "received": ("已接收", "received"),
+    "receiving": ("接收中", "receiving"),
+    "partially_delivered": ("部分送达", "partially delivered"),
 }
 
 
