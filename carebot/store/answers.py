@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from carebot.events import ShipmentStatus
 from carebot.notifications import NotificationStatus as S
 from carebot.store.cases import ACTIVE
+from carebot.store.dashboard import is_scheduled
 from carebot.store.models import CaseRow, NotificationRow, OrderRow, ShipmentRow
 
 __all__ = [
@@ -123,9 +124,9 @@ def complaint_orders(
     )
 
 
-def _due_filter(now: datetime, until: datetime) -> list[ColumnElement[bool]]:
+def _due_filter(session: Session, now: datetime, until: datetime) -> list[ColumnElement[bool]]:
     return [
-        NotificationRow.status == str(S.SCHEDULED),
+        is_scheduled(session),
         NotificationRow.due_at >= now,
         NotificationRow.due_at < until,
     ]
@@ -135,7 +136,7 @@ def due_by_rule(session: Session, *, now: datetime, until: datetime) -> dict[str
     """Rule → messages scheduled to go out from ``now`` until ``until``."""
     rows = session.execute(
         select(NotificationRow.rule_id, func.count())
-        .where(*_due_filter(now, until))
+        .where(*_due_filter(session, now, until))
         .group_by(NotificationRow.rule_id)
     )
     return dict(sorted((rule, int(n)) for rule, n in rows))
@@ -145,7 +146,7 @@ def due_rows(
     session: Session, *, now: datetime, until: datetime, rule_id: str | None, limit: int = 20
 ) -> list[NotificationRow]:
     """The messages behind ``due_by_rule`` (one rule, or all), soonest first."""
-    conditions = _due_filter(now, until)
+    conditions = _due_filter(session, now, until)
     if rule_id:
         conditions.append(NotificationRow.rule_id == rule_id)
     return list(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from carebot.store.models import (
@@ -87,7 +86,7 @@ def case_report(
     until: datetime | None = None,
     recovery_days: int = 60,
 ) -> CaseReport:
-    """Measures over the cases opened in [since, until), computed in the database.
+    """Measures over the cases opened in [since, until), aggregated in the database.
 
     A case counts as recovered when its customer's next score after it opened is 4 or 5, or
     when they order again within ``recovery_days`` of it; dismissed cases do not count.
@@ -98,30 +97,35 @@ def case_report(
     if until is not None:
         where.append(CaseRow.opened_at < until)
     report = CaseReport()
-    contact: list[float] = []
-    resolution: list[float] = []
-    # One pass over the period's cases, as plain numbers (no datetime objects to build).
-    for status, category, overdue, to_contact, to_resolve in session.execute(
+    for status, category, count, overdue in session.execute(
         select(
             CaseRow.status,
             CaseRow.category,
-            CaseRow.overdue_at.is_not(None),
-            _hours_between(session, CaseRow.contacted_at, CaseRow.opened_at),
-            _hours_between(session, CaseRow.resolved_at, CaseRow.opened_at),
-        ).where(*where)
+            func.count(),
+            func.count(CaseRow.overdue_at),
+        )
+        .where(*where)
+        .group_by(CaseRow.status, CaseRow.category)
     ):
-        report.cases += 1
-        report.past_deadline += int(bool(overdue))
-        report.by_status[status] = report.by_status.get(status, 0) + 1
-        report.by_category[category] = report.by_category.get(category, 0) + 1
-        if to_contact is not None:
-            contact.append(float(to_contact))
-        if to_resolve is not None:
-            resolution.append(float(to_resolve))
+        report.cases += count
+        report.past_deadline += int(overdue or 0)
+        report.by_status[status] = report.by_status.get(status, 0) + count
+        report.by_category[category] = report.by_category.get(category, 0) + count
     if not report.cases:
         return report
-    report.median_first_contact_hours = _median(contact)
-    report.median_resolution_hours = _median(resolution)
+    report.median_first_contact_hours = _median(
+        session, _hours_between(session, CaseRow.contacted_at, CaseRow.opened_at), where
+    )
+    report.median_resolution_hours = _median(
+        session, _hours_between(session, CaseRow.resolved_at, CaseRow.opened_at), where
+    )
+    report.by_product = _by_product(session, where)
+    report.recoverable, report.recovered = _recovered(session, where, recovery_days)
+    return report
+
+
+def _by_product(session: Session, where: list[ColumnElement[bool]]) -> list[dict[str, Any]]:
+    """[{"sku", "title", "cases", "by_category"}], most cases first (one grouped query)."""
     products: dict[str, dict[str, Any]] = {}
     for sku, title, category, count in session.execute(
         select(LineItemRow.sku, LineItemRow.title, CaseRow.category, func.count())
@@ -135,16 +139,38 @@ def case_report(
         )
         product["cases"] += count
         product["by_category"][category] = product["by_category"].get(category, 0) + count
-    report.by_product = sorted(
-        products.values(), key=lambda p: (-p["cases"], p["sku"] or p["title"] or "")
+    return sorted(products.values(), key=lambda p: (-p["cases"], p["sku"] or p["title"] or ""))
+
+
+def _median(
+    session: Session, hours: ColumnElement[Any], where: list[ColumnElement[bool]]
+) -> float | None:
+    """The median of ``hours`` over the cases that have it: the middle one or two rows of the
+    sorted values, read by offset (no rows leave the database but those)."""
+    known = [*where, hours.is_not(None)]
+    count = int(session.scalar(select(func.count()).select_from(CaseRow).where(*known)) or 0)
+    if not count:
+        return None
+    middle = session.scalars(
+        select(hours)
+        .where(*known)
+        .order_by(hours)
+        .offset((count - 1) // 2)
+        .limit(1 if count % 2 else 2)
+    ).all()
+    return round(statistics.fmean(float(h) for h in middle), 2)
+
+
+def _first_score(match: ColumnElement[bool]) -> Any:
+    """The score of the first scored reply after the case opened, matched by ``match``."""
+    return (
+        select(FeedbackRow.score)
+        .where(match, FeedbackRow.received_at > CaseRow.opened_at, FeedbackRow.score.is_not(None))
+        .order_by(FeedbackRow.received_at, FeedbackRow.id)
+        .limit(1)
+        .correlate(CaseRow)
+        .scalar_subquery()
     )
-    report.recoverable, report.recovered = _recovered(session, where, recovery_days)
-    return report
-
-
-def _median(hours: Sequence[float | None]) -> float | None:
-    values = [h for h in hours if h is not None]
-    return round(statistics.median(values), 2) if values else None
 
 
 def _recovered(
@@ -152,47 +178,45 @@ def _recovered(
 ) -> tuple[int, int]:
     """(cases not dismissed, those whose customer came back happy or ordered again).
 
-    Joins, not a subquery per case: only the cases with a later score or order come back.
+    Counted in the database: per case, one index probe for the next score (by customer, else
+    by order) and one for another order in the window.
     """
     kept = [*where, CaseRow.status != "dismissed"]
     recoverable = session.scalar(select(func.count()).select_from(CaseRow).where(*kept)) or 0
-    first: dict[int, tuple[datetime, int, int]] = {}
-    for match in (
-        FeedbackRow.customer_id == CaseRow.customer_id,
-        and_(CaseRow.customer_id.is_(None), FeedbackRow.order_id == CaseRow.order_id),
-    ):
-        for case_id, received_at, feedback_id, score in session.execute(
-            select(CaseRow.id, FeedbackRow.received_at, FeedbackRow.id, FeedbackRow.score)
-            .join(
-                FeedbackRow,
-                and_(
-                    match,
-                    FeedbackRow.received_at > CaseRow.opened_at,
-                    FeedbackRow.score.is_not(None),
-                ),
-            )
-            .where(*kept)
-        ):
-            seen = first.get(case_id)
-            if seen is None or (received_at, feedback_id) < seen[:2]:
-                first[case_id] = (received_at, feedback_id, score or 0)
-    happy = {case_id for case_id, (_, _, score) in first.items() if score >= HAPPY_SCORE}
     placed = func.coalesce(OrderRow.placed_at, OrderRow.created_at)
-    again = session.scalars(
-        select(CaseRow.id)
-        .join(
-            OrderRow,
-            and_(
-                OrderRow.customer_id == CaseRow.customer_id,
-                OrderRow.id != CaseRow.order_id,  # again: another order than the complaint's
-                placed > CaseRow.opened_at,
-                placed <= _plus_days(session, CaseRow.opened_at, recovery_days),
+    ordered_again = (
+        select(OrderRow.id)
+        .where(
+            OrderRow.customer_id == CaseRow.customer_id,
+            OrderRow.id != CaseRow.order_id,  # again: another order than the complaint's
+            placed > CaseRow.opened_at,
+            placed <= _plus_days(session, CaseRow.opened_at, recovery_days),
+        )
+        .correlate(CaseRow)
+        .exists()
+    )
+    by_customer = session.scalar(
+        select(func.count())
+        .select_from(CaseRow)
+        .where(
+            *kept,
+            CaseRow.customer_id.is_not(None),
+            or_(
+                _first_score(FeedbackRow.customer_id == CaseRow.customer_id) >= HAPPY_SCORE,
+                ordered_again,
             ),
         )
-        .where(*kept)
-        .distinct()
     )
-    return int(recoverable), len(happy | set(again))
+    by_order = session.scalar(
+        select(func.count())
+        .select_from(CaseRow)
+        .where(
+            *kept,
+            CaseRow.customer_id.is_(None),
+            _first_score(FeedbackRow.order_id == CaseRow.order_id) >= HAPPY_SCORE,
+        )
+    )
+    return int(recoverable), int(by_customer or 0) + int(by_order or 0)
 
 
 def stalled_shipments(

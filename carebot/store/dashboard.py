@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,30 +20,36 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    distinct,
     func,
     literal,
-    or_,
+    literal_column,
     select,
     text,
 )
 from sqlalchemy.orm import Session
 
-from carebot.events import ShipmentStatus
 from carebot.notifications import ACTIVE_STATUSES
 from carebot.notifications import NotificationStatus as S
 from carebot.store import provider_health
-from carebot.store.models import (
-    CustomerRow,
-    EventRow,
-    FeedbackRow,
-    NotificationRow,
-    OrderRow,
-    ShipmentRow,
+from carebot.store.models import FeedbackRow, NotificationRow
+from carebot.store.order_search import (
+    Timeline,
+    find_orders,
+    order_exists,
+    order_timeline,
+    orders_by_ids,
+)
+from carebot.store.parcels import (
+    ParcelGroup,
+    in_transit_by_address,
+    parcel_orders_in_transit,
+    parcels_in_transit,
 )
 from carebot.store.provider_health import Outage
 from carebot.store.types import UTCDateTime
 
+# The search and parcel queries live in ``order_search`` and ``parcels``; they are named here
+# too, so the pages read every dashboard query from one place.
 __all__ = [
     "Overview",
     "ParcelGroup",
@@ -53,7 +59,7 @@ __all__ = [
     "find_orders",
     "hour_index",
     "in_transit_by_address",
-    "low_scores",
+    "is_scheduled",
     "notification_counts_by_rule",
     "order_exists",
     "order_timeline",
@@ -66,17 +72,6 @@ __all__ = [
 ]
 
 _ACTIVE = [str(s) for s in ACTIVE_STATUSES]
-# As the disruption watcher reads "in transit": not delivered, not yet handed over, order alive.
-_VOID_ORDERS = ("cancelled", "refunded")
-_NOT_MOVING = tuple(
-    str(s)
-    for s in (
-        ShipmentStatus.DELIVERED,
-        ShipmentStatus.PENDING,
-        ShipmentStatus.CANCELLED,
-        ShipmentStatus.EXPIRED,
-    )
-)
 
 
 def bucketed(column: Any, bounds: Sequence[datetime]) -> ColumnElement[int]:
@@ -94,6 +89,16 @@ def hour_index(session: Session, column: Any, start: datetime) -> ColumnElement[
         return seconds // 3600
     elapsed = func.extract("epoch", column - literal(start))
     return cast(func.floor(elapsed / 3600), Integer)
+
+
+def is_scheduled(session: Session) -> ColumnElement[bool]:
+    """``status = 'scheduled'``, read by SQLite's planner as the common case it is, so a
+    due-time range picks a due-time index rather than walking every scheduled row by status."""
+    test = NotificationRow.status == str(S.SCHEDULED)
+    if session.get_bind().dialect.name == "sqlite":
+        likely: ColumnElement[bool] = func.likelihood(test, literal_column("0.9"))
+        return likely
+    return test
 
 
 def _scheduled_edge(session: Session, now: datetime, *, future: bool) -> datetime | None:
@@ -229,89 +234,6 @@ def upcoming(session: Session, *, now: datetime, hours: Sequence[datetime]) -> U
     return Upcoming(dict(sorted(by_rule.items())), by_hour, by_slot, sum(by_slot))
 
 
-@dataclass(frozen=True)
-class Timeline:
-    order: OrderRow
-    events: list[EventRow]
-    notifications: list[NotificationRow]
-    feedback: list[FeedbackRow] = field(default_factory=list)
-
-
-def order_timeline(session: Session, order_id: str) -> Timeline | None:
-    """Everything carebot knows and did about one order, oldest first; None if unknown."""
-    order = session.get(OrderRow, order_id)
-    if order is None:
-        return None
-    shipment_ids = select(ShipmentRow.id).where(ShipmentRow.order_id == order_id)
-    events = session.scalars(
-        select(EventRow)
-        .where(
-            or_(
-                EventRow.order_id == order_id,
-                and_(EventRow.order_id.is_(None), EventRow.shipment_id.in_(shipment_ids)),
-            )
-        )
-        .order_by(EventRow.occurred_at, EventRow.id)
-        .limit(500)
-    ).all()
-    notifications = session.scalars(
-        select(NotificationRow)
-        .where(NotificationRow.order_id == order_id)
-        .order_by(NotificationRow.due_at, NotificationRow.id)
-        .limit(500)
-    ).all()
-    feedback = session.scalars(
-        select(FeedbackRow).where(FeedbackRow.order_id == order_id).order_by(FeedbackRow.id)
-    ).all()
-    return Timeline(order, list(events), list(notifications), list(feedback))
-
-
-def order_exists(session: Session, order_id: str) -> bool:
-    """Whether carebot knows an order with this id."""
-    return session.scalar(select(OrderRow.id).where(OrderRow.id == order_id)) is not None
-
-
-def find_orders(
-    session: Session,
-    *,
-    phones: Sequence[str] = (),
-    email: str | None = None,
-    order_part: str | None = None,
-    tracking: str | None = None,
-    limit: int = 50,
-) -> list[OrderRow]:
-    """The newest orders matching any of: a customer phone spelt one of ``phones``, a customer
-    email address, part of the order id, a parcel's tracking number."""
-    conditions: list[ColumnElement[bool]] = []
-    customer_conditions: list[ColumnElement[bool]] = []
-    if phones:
-        customer_conditions.append(CustomerRow.phone.in_(sorted(set(phones))))
-    if email:
-        # Stored as given; most sources send lower case, so try both spellings on the index.
-        customer_conditions.append(CustomerRow.email.in_({email, email.lower()}))
-    if customer_conditions:
-        customers = select(CustomerRow.id).where(or_(*customer_conditions))
-        conditions.append(OrderRow.customer_id.in_(customers))
-    if order_part:
-        escaped = order_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(OrderRow.id.like(f"%{escaped}%", escape="\\"))
-    if tracking:
-        parcels = select(ShipmentRow.order_id).where(
-            ShipmentRow.tracking_number.in_({tracking, tracking.upper()})
-        )
-        conditions.append(OrderRow.id.in_(parcels))
-    if not conditions:
-        return []
-    return list(
-        session.scalars(
-            select(OrderRow)
-            .where(or_(*conditions))
-            .order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 def scores_by_bucket(session: Session, *, bounds: Sequence[datetime]) -> dict[int, list[int]]:
     """Score → one count per ``bounds`` range (e.g. local weeks), for the distribution chart."""
     bucket = bucketed(FeedbackRow.received_at, bounds)
@@ -331,18 +253,6 @@ def scores_by_bucket(session: Session, *, bounds: Sequence[datetime]) -> dict[in
     return dict(sorted(found.items()))
 
 
-def low_scores(session: Session, *, at_most: int, limit: int = 20) -> list[FeedbackRow]:
-    """The latest replies scoring ``at_most`` or less, newest first."""
-    return list(
-        session.scalars(
-            select(FeedbackRow)
-            .where(FeedbackRow.score <= at_most)
-            .order_by(FeedbackRow.received_at.desc(), FeedbackRow.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 def notification_counts_by_rule(
     session: Session, *, rule_ids: Sequence[str]
 ) -> dict[str, dict[str, int]]:
@@ -358,109 +268,3 @@ def notification_counts_by_rule(
     for rule_id, status, count in rows:
         found.setdefault(rule_id, {})[status] = count
     return found
-
-
-def in_transit_by_address(
-    session: Session, *, since: datetime
-) -> list[tuple[dict[str, Any], int, int]]:
-    """Parcels on their way (shipped since ``since``), grouped by shipping address:
-    ``(address, shipments, customers)``; a disruption's reach is a sum over its addresses."""
-    rows = session.execute(
-        select(
-            OrderRow.shipping_address,
-            func.count(ShipmentRow.id),
-            func.count(distinct(OrderRow.customer_id)),
-        )
-        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
-        .where(
-            ShipmentRow.shipped_at >= since,
-            ShipmentRow.delivered_at.is_(None),
-            ShipmentRow.status.is_(None) | ShipmentRow.status.not_in(_NOT_MOVING),
-            OrderRow.status.not_in(_VOID_ORDERS),
-        )
-        .group_by(OrderRow.shipping_address)
-    ).all()
-    return [
-        (dict(address or {}), int(shipments), int(customers))
-        for address, shipments, customers in rows
-    ]
-
-
-@dataclass(frozen=True)
-class ParcelGroup:
-    """Parcels on their way that share an address, an expected delivery day and a ship time."""
-
-    address: dict[str, Any]
-    expected_delivery: date | None
-    shipped_at: datetime | None
-    shipments: int
-    customers: int
-    # Set when the group was read for a list of orders (one parcel per group).
-    order_id: str | None = None
-
-
-def _in_transit_filter(since: datetime) -> list[ColumnElement[bool]]:
-    return [
-        ShipmentRow.shipped_at >= since,
-        ShipmentRow.delivered_at.is_(None),
-        ShipmentRow.status.is_(None) | ShipmentRow.status.not_in(_NOT_MOVING),
-        OrderRow.status.not_in(_VOID_ORDERS),
-    ]
-
-
-def parcels_in_transit(session: Session, *, since: datetime) -> list[ParcelGroup]:
-    """Parcels on their way (shipped since ``since``), grouped so that a disruption's reach
-    (where, and arriving when) is a sum over the groups."""
-    rows = session.execute(
-        select(
-            OrderRow.shipping_address,
-            ShipmentRow.expected_delivery,
-            ShipmentRow.shipped_at,
-            func.count(ShipmentRow.id),
-            func.count(distinct(OrderRow.customer_id)),
-        )
-        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
-        .where(*_in_transit_filter(since))
-        .group_by(OrderRow.shipping_address, ShipmentRow.expected_delivery, ShipmentRow.shipped_at)
-    ).all()
-    return [
-        ParcelGroup(dict(address or {}), expected, shipped, int(shipments), int(customers))
-        for address, expected, shipped, shipments, customers in rows
-    ]
-
-
-def parcel_orders_in_transit(
-    session: Session, *, since: datetime, limit: int = 5000
-) -> list[ParcelGroup]:
-    """One row per parcel on its way, newest first, with its order id."""
-    rows = session.execute(
-        select(
-            OrderRow.shipping_address,
-            ShipmentRow.expected_delivery,
-            ShipmentRow.shipped_at,
-            ShipmentRow.order_id,
-        )
-        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
-        .where(*_in_transit_filter(since))
-        .order_by(ShipmentRow.shipped_at.desc(), ShipmentRow.id)
-        .limit(limit)
-    ).all()
-    return [
-        ParcelGroup(dict(address or {}), expected, shipped, 1, 1, order_id)
-        for address, expected, shipped, order_id in rows
-    ]
-
-
-def orders_by_ids(
-    session: Session, order_ids: Sequence[str], *, limit: int = 200
-) -> list[OrderRow]:
-    """These orders, newest first."""
-    if not order_ids:
-        return []
-    return list(
-        session.scalars(
-            select(OrderRow)
-            .where(OrderRow.id.in_(list(order_ids)[:limit]))
-            .order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
-        )
-    )

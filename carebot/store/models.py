@@ -160,6 +160,8 @@ class NotificationRow(Base):
         Index("ix_notifications_status_locked_until", "status", "locked_until"),
         # The frequency cap counts what went to one address on one channel lately.
         Index("ix_notifications_channel_recipient_sent_at", "channel", "recipient", "sent_at"),
+        # The dashboard's periods (overview week, results, upcoming): an index-only scan.
+        Index("ix_notifications_due_rule_status_channel", "due_at", "rule_id", "status", "channel"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -209,7 +211,13 @@ class FeedbackRow(Base):
 
     __tablename__ = "feedback"
     # A customer's next score after a complaint (the recovery measure).
-    __table_args__ = (Index("ix_feedback_customer_id_received_at", "customer_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_feedback_customer_id_received_at", "customer_id", "received_at"),
+        # The feedback page's period: complaints, scores and products without row lookups.
+        Index(
+            "ix_feedback_received_category_score", "received_at", "category", "score", "order_id"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -239,6 +247,16 @@ class CaseRow(Base):
             sqlite_where=text(ACTIVE_CASE),
         ),
         Index("ix_cases_status_deadline_at", "status", "deadline_at"),
+        # The case measures over a period, read from the index alone.
+        Index(
+            "ix_cases_opened_measures",
+            "opened_at",
+            "status",
+            "category",
+            "overdue_at",
+            "contacted_at",
+            "resolved_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -55,12 +55,17 @@ def _reorders(
     rule_ids: Collection[str],
     window: timedelta,
 ) -> dict[str, int]:
+    context = NotificationRow.context
+    # The product the reminder was about, read in the database (see ``reminder_sku``).
+    product_of = func.coalesce(
+        context[("restock", "sku")].as_string(), context[("disruption", "sku")].as_string()
+    )
     reminders = session.execute(
         select(
             NotificationRow.rule_id,
             NotificationRow.customer_id,
             NotificationRow.sent_at,
-            NotificationRow.context,
+            product_of,
         )
         .where(
             NotificationRow.rule_id.in_(list(rule_ids)),
@@ -86,11 +91,10 @@ def _reorders(
             if customer and sku:
                 orders.setdefault((customer, sku), []).append(placed or created)
     found = dict.fromkeys(rule_ids, 0)
-    for rule_id, customer, sent_at, context in reminders:
-        sku = reminder_sku(context)
-        if not customer or not sku or sent_at is None:
+    for rule_id, customer, sent_at, product in reminders:
+        if not customer or not product or sent_at is None:
             continue
-        if any(sent_at < at <= sent_at + window for at in orders.get((customer, sku), [])):
+        if any(sent_at < at <= sent_at + window for at in orders.get((customer, product), [])):
             found[rule_id] += 1
     return found
 
@@ -125,7 +129,13 @@ def results_by_rule(
         for rule, n, avg in session.execute(
             select(NotificationRow.rule_id, func.count(FeedbackRow.id), func.avg(FeedbackRow.score))
             .join(NotificationRow, NotificationRow.id == FeedbackRow.notification_id)
-            .where(NotificationRow.due_at >= since, NotificationRow.due_at < until)
+            .where(
+                NotificationRow.due_at >= since,
+                NotificationRow.due_at < until,
+                # A reply comes after its request went out, so after it was due: read from
+                # the replies of the period on, not from every message of it.
+                FeedbackRow.received_at >= since,
+            )
             .group_by(NotificationRow.rule_id)
         )
     }

@@ -146,7 +146,9 @@ def test_a_complaint_is_followed_until_the_customer_says_it_was_put_right(
     status = browser.find_element(By.ID, f"case-{case_id}-status")
     assert status.get_attribute("data-status") == "resolved"
     history = browser.find_element(By.ID, f"case-{case_id}").text
-    assert "已致电客户" in history and "补发新罐" in history and "dashboard" in history
+    assert (
+        "已致电客户" in history and "补发新罐" in history and "控制台" in history
+    )  # who, in zh-CN
     _shot(browser, "11-case-resolved")
 
     # The customer is asked whether it was put right, and answers 5: the case closes.

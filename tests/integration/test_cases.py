@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from support.core import MESSAGE_TEMPLATES, RULES, migrated_database
+from support.core import MESSAGE_TEMPLATES, RULES, database_for, migrated_database
 
 from carebot.cases import Outcome, check_update
 from carebot.channels import ChannelKind, MemoryChannel
@@ -24,6 +24,7 @@ from carebot.runtime import Runtime, build_runtime
 from carebot.settings import AlertSettings, ServiceSettings, Settings
 from carebot.store import schedule
 from carebot.store.case_report import case_report
+from carebot.store.database import Database
 from carebot.store.models import CaseRow, NotificationRow
 from carebot.watchers.cases import OverdueCases
 
@@ -36,10 +37,19 @@ ASKED = DELIVERED + timedelta(days=5)
 
 
 class Shop:
-    def __init__(self, tmp_path: Path, *, service: ServiceSettings | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        service: ServiceSettings | None = None,
+        db: Database | None = None,
+    ) -> None:
         self.clock = VirtualClock(DELIVERED - timedelta(days=1))
+        url = f"sqlite:///{tmp_path / 'carebot.db'}"
+        if db is not None:
+            url = db.engine.url.render_as_string(hide_password=False)
         self.settings = Settings(
-            database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+            database_url=url,
             rules_dir=RULES,
             templates_dir=MESSAGE_TEMPLATES,
             default_timezone="Asia/Shanghai",
@@ -48,7 +58,7 @@ class Shop:
             alerts=AlertSettings(email=ALERTS),
             service=service or ServiceSettings(),
         )
-        db = migrated_database(tmp_path / "carebot.db")
+        db = db or migrated_database(tmp_path / "carebot.db")
         self.channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
         self.runtime: Runtime = build_runtime(
             self.settings, clock=self.clock, channels=self.channels, db=db, inline_db=True
@@ -130,9 +140,10 @@ class Shop:
             )
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Shop:
-    return Shop(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Shop:
+    """The cases flow on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL)."""
+    return Shop(tmp_path, db=database_for(request, tmp_path))
 
 
 async def test_a_complaint_reply_opens_one_case_that_later_replies_join(shop: Shop) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
@@ -21,6 +21,9 @@ from carebot.web.app import create_app
 
 TOKEN = "admin-secret"
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _event(
@@ -61,10 +64,12 @@ def _case(runtime: Runtime, order: str, status: str) -> None:
         case.status = status
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(params=BACKENDS)
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     clock = VirtualClock(NOW - timedelta(days=5))
-    runtime, _ = make_runtime(tmp_path, clock=clock)
+    runtime, _ = make_runtime(tmp_path, clock=clock, db=database_for(request, tmp_path))
     runtime.settings.admin_token = SecretStr(TOKEN)
     _event(runtime, "1001", "order.shipped", status="in_transit")  # no scan since: stalled
     clock.advance(timedelta(days=5))

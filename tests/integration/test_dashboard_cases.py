@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
@@ -24,6 +24,9 @@ TOKEN = "admin-secret"
 PHONE = "+8613800138000"
 NOON = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @dataclass
@@ -48,9 +51,11 @@ class Shop:
             return rows
 
 
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    runtime, _ = make_runtime(tmp_path, clock=VirtualClock(NOON))
+@pytest.fixture(params=BACKENDS)
+async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shop]:
+    runtime, _ = make_runtime(
+        tmp_path, clock=VirtualClock(NOON), db=database_for(request, tmp_path)
+    )
     runtime.settings.admin_token = SecretStr(TOKEN)
     runtime.pipeline.ingest(
         parse_event(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.channels import ChannelKind
 from carebot.channels.memory import MemoryChannel
@@ -23,6 +23,9 @@ from carebot.web.app import create_app
 
 TOKEN = "admin-secret"
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 class Shop:
@@ -53,9 +56,11 @@ class Shop:
             return found
 
 
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    runtime, channels = make_runtime(tmp_path, clock=VirtualClock(NOW))
+@pytest.fixture(params=BACKENDS)
+async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shop]:
+    runtime, channels = make_runtime(
+        tmp_path, clock=VirtualClock(NOW), db=database_for(request, tmp_path)
+    )
     runtime.settings.admin_token = SecretStr(TOKEN)
     runtime.pipeline.ingest(
         parse_event(

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
@@ -20,6 +20,9 @@ from carebot.web.app import create_app
 
 TOKEN = "admin-secret"
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _ship(runtime: Runtime, order: str, city: str, expected: str) -> None:
@@ -45,9 +48,11 @@ def _ship(runtime: Runtime, order: str, city: str, expected: str) -> None:
     )
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    runtime, _ = make_runtime(tmp_path, clock=VirtualClock(NOW))
+@pytest.fixture(params=BACKENDS)
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    runtime, _ = make_runtime(tmp_path, clock=VirtualClock(NOW), db=database_for(request, tmp_path))
     runtime.settings.admin_token = SecretStr(TOKEN)
     _ship(runtime, "early-hz", "杭州市", "2026-11-22")  # arrives before it starts
     _ship(runtime, "late-hz", "杭州市", "2026-12-10")  # caught

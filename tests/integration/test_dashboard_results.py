@@ -8,16 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
 from carebot.runtime import Runtime
+from carebot.store.database import Database
 from carebot.web.app import create_app
 
 TOKEN = "admin-secret"
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _placed(runtime: Runtime, order: str, customer: str) -> None:
@@ -67,9 +72,17 @@ def _cell(page: str, rule: str, column: str) -> str:
     return found.group(1)
 
 
-async def test_a_reorder_within_the_window_is_attributed_to_the_reminder(tmp_path: Path) -> None:
+@pytest.fixture
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return database_for(request, tmp_path)
+
+
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+async def test_a_reorder_within_the_window_is_attributed_to_the_reminder(
+    tmp_path: Path, database: Database
+) -> None:
     clock = VirtualClock(NOW)
-    runtime, _ = make_runtime(tmp_path, clock=clock)
+    runtime, _ = make_runtime(tmp_path, clock=clock, db=database)
     runtime.settings.admin_token = SecretStr(TOKEN)
     _placed(runtime, "1001", "c-1")
     _placed(runtime, "2001", "c-2")

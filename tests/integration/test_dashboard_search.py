@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.core import make_runtime
+from support.core import database_for, make_runtime
 
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
@@ -19,6 +19,9 @@ from carebot.web.app import create_app
 
 TOKEN = "admin-secret"
 NOON = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+
+# Every page on SQLite and on PostgreSQL (CAREBOT_TEST_POSTGRES_URL).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _ship(runtime: Runtime, order: str, phone: str, email: str, tracking: str) -> None:
@@ -40,9 +43,13 @@ def _ship(runtime: Runtime, order: str, phone: str, email: str, tracking: str) -
     )
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    runtime, _ = make_runtime(tmp_path, clock=VirtualClock(NOON))
+@pytest.fixture(params=BACKENDS)
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    runtime, _ = make_runtime(
+        tmp_path, clock=VirtualClock(NOON), db=database_for(request, tmp_path)
+    )
     runtime.settings.admin_token = SecretStr(TOKEN)
     # One customer's number stored in E.164, another's as the shop sent it (national form).
     _ship(runtime, "SO-20261120-1001", "+8613800138000", "wang@example.com", "SF1234567890")

@@ -123,6 +123,7 @@ def make_runtime(
     clock: VirtualClock,
     quiet_hours: str = "none",
     dispatch: DispatchSettings | None = None,
+    db: Database | None = None,
 ) -> tuple[Runtime, dict[ChannelKind, MemoryChannel]]:
     """The real pipeline and dispatcher on a migrated SQLite file, with capturing channels.
 
@@ -141,7 +142,7 @@ def make_runtime(
         shop_name="测试小店",
         dispatch=dispatch or DispatchSettings(),
     )
-    db = migrated_database(db_path)
+    db = db or migrated_database(db_path)
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
     runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)
     return runtime, channels

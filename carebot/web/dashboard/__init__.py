@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from carebot.web.dashboard import actions, case_actions, contact_actions, pages, results_page
+from carebot.web.dashboard import (
+    actions,
+    case_actions,
+    cases_page,
+    contact_actions,
+    feedback_page,
+    pages,
+    results_page,
+)
 
 __all__ = ["routes"]
 
@@ -19,7 +27,9 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard/orders", pages.orders, methods=["GET"]),
         Route("/dashboard/orders/{order_id:path}", pages.order, methods=["GET"]),
         Route("/dashboard/upcoming", pages.upcoming, methods=["GET"]),
-        Route("/dashboard/feedback", pages.feedback, methods=["GET"]),
+        Route("/dashboard/feedback", feedback_page.feedback, methods=["GET"]),
+        Route("/dashboard/cases", cases_page.cases, methods=["GET"]),
+        Route("/dashboard/cases/{case_id}", cases_page.case_detail, methods=["GET"]),
         Route("/dashboard/disruptions", pages.disruptions, methods=["GET"]),
         Route("/dashboard/rules", pages.rules, methods=["GET"]),
         Route("/dashboard/results", results_page.results, methods=["GET"]),

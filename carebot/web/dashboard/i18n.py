@@ -23,6 +23,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "nav.disruptions": ("物流中断", "Disruptions"),
     "nav.rules": ("规则", "Rules"),
     "nav.results": ("效果", "Results"),
+    "nav.cases": ("售后工单", "Cases"),
     "results.from": ("从", "From"),
     "results.to": ("到", "To"),
     "results.sent": ("已发出", "Sent"),
@@ -133,7 +134,14 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     "feedback.distribution": ("评分分布（按周）", "Score distribution (by week)"),
     "feedback.by_product": ("各商品的投诉类别", "Complaint categories by product"),
-    "feedback.low": ("最新低分", "Latest low scores"),
+    "feedback.complaints": ("投诉", "Complaints"),
+    "feedback.complaints_note": (
+        "所选时段内每条触发售后预警的回复：{score} 分及以下，或属于投诉类别（不论是否打分）。",
+        "Every reply in the period that raised a service alert: a score of {score} or less, "
+        "or a complaint category, scored or not.",
+    ),
+    "feedback.received": ("收到时间", "Received"),
+    "feedback.no_score": ("未打分", "no score"),
     "feedback.replies": ("回复数", "Replies"),
     "feedback.average": ("平均分", "Average"),
     "feedback.product": ("商品", "Product"),
@@ -187,6 +195,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "cases.past_deadline": ("超时占比", "Share past deadline"),
     "cases.recovery_rate": ("挽回率", "Recovery rate"),
     "cases.active": ("待处理的工单", "Active cases"),
+    "cases.all": ("全部", "All"),
+    "orders.title": ("订单", "Order"),
     "action.contacted": ("标记为已联系", "Mark contacted"),
     "action.resolved": ("标记为已解决", "Mark resolved"),
     "action.dismissed": ("不予处理", "Dismiss"),
@@ -227,6 +237,23 @@ _STATUS: dict[str, tuple[str, str]] = {
     "resolved": ("已解决", "resolved"),
     "dismissed": ("不予处理", "dismissed"),
     "other": ("其他", "other"),
+    # Provider delivery statuses (Twilio's), shown beside a message's own status.
+    "queued": ("排队中", "queued"),
+    "accepted": ("已受理", "accepted"),
+    "canceled": ("已取消", "canceled"),
+    "read": ("已读", "read"),
+    "received": ("已接收", "received"),
+    "receiving": ("接收中", "receiving"),
+    "partially_delivered": ("部分送达", "partially delivered"),
+}
+
+
+# Who took a step or made a change, as recorded: (zh-CN, en).
+_WHO: dict[str, tuple[str, str]] = {
+    "customer": ("客户", "customer"),
+    "dashboard": ("控制台", "dashboard"),
+    "admin-api": ("管理接口", "admin API"),
+    "carebot": ("系统", "carebot"),
 }
 
 
@@ -256,6 +283,10 @@ class Names:
         pair = _STATUS.get(name or "")
         return pair[self._index] if pair else (name or "")
 
+    def who(self, name: str | None) -> str:
+        pair = _WHO.get(name or "")
+        return pair[self._index] if pair else (name or "")
+
     def category(self, name: str | None) -> str:
         found = self.rulebook.category(name or "")
         if found is not None:
@@ -266,7 +297,17 @@ class Names:
         return reasons.event_type(name, self.language)
 
     def reason(self, text: str | None) -> str:
-        return reasons.reason(text, self.language, self.zone)
+        return reasons.reason(text, self.language, self.zone, self._id_name)
+
+    def _id_name(self, name: str) -> str:
+        """A status, category or event id in Chinese; any other word as it is."""
+        if name in _STATUS:
+            return self.status(name)
+        if name in reasons.EVENT_TYPES_ZH:
+            return self.event(name)
+        if name in _WHO:
+            return self.who(name)
+        return self.category(name)
 
     def rule(self, name: str | None) -> str:
         found = self.rulebook.rule(name or "")

@@ -7,7 +7,7 @@ the count did (``carebot.store.answers``), so a number and its rows cannot disag
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,12 +53,36 @@ def caught(
     disruption: Disruption, parcels: list[queries.ParcelGroup], *, zone: ZoneInfo, now: datetime
 ) -> list[queries.ParcelGroup]:
     """The parcels (groups) ``disruption`` catches: going there, arriving after it starts."""
-    found = []
-    for parcel in parcels:
-        arrival = expected_arrival(parcel.expected_delivery, parcel.shipped_at, zone=zone, now=now)
-        if catches(disruption, parcel.address, arrival, zone=zone, now=now):
-            found.append(parcel)
-    return found
+    return Reach([disruption], zone=zone, now=now).caught(parcels)
+
+
+class Reach:
+    """Which parcels any of ``disruptions`` catches (``catches`` for each), decided once per
+    address and arrival: thousands of parcels go to a few hundred addresses and days."""
+
+    def __init__(self, disruptions: list[Disruption], *, zone: ZoneInfo, now: datetime) -> None:
+        self.disruptions = disruptions
+        self.zone = zone
+        self.now = now
+        self._known: dict[tuple[str, date | None, datetime | None], bool] = {}
+
+    def catches(self, parcel: queries.ParcelGroup) -> bool:
+        # The ship time matters only without an expected day (see ``expected_arrival``).
+        shipped = parcel.shipped_at if parcel.expected_delivery is None else None
+        key = (repr(parcel.address), parcel.expected_delivery, shipped)
+        found = self._known.get(key)
+        if found is None:
+            arrival = expected_arrival(
+                parcel.expected_delivery, parcel.shipped_at, zone=self.zone, now=self.now
+            )
+            found = self._known[key] = any(
+                catches(d, parcel.address, arrival, zone=self.zone, now=self.now)
+                for d in self.disruptions
+            )
+        return found
+
+    def caught(self, parcels: list[queries.ParcelGroup]) -> list[queries.ParcelGroup]:
+        return [p for p in parcels if self.catches(p)]
 
 
 def _at_risk_orders(view: View, session: Session, *, now: datetime, ident: str | None) -> list[str]:
@@ -68,12 +92,14 @@ def _at_risk_orders(view: View, session: Session, *, now: datetime, ident: str |
     if not chosen:
         return []
     parcels = queries.parcel_orders_in_transit(session, since=now - IN_TRANSIT_WINDOW)
-    ids = [
-        p.order_id
-        for p in parcels
-        if p.order_id and any(caught(d, [p], zone=view.zone, now=now) for d in chosen)
-    ]
-    return list(dict.fromkeys(ids))
+    reach = Reach(chosen, zone=view.zone, now=now)
+    ids: dict[str, None] = {}
+    for parcel in parcels:  # newest first; the listing shows the first LISTING_LIMIT
+        if parcel.order_id and reach.catches(parcel):
+            ids[parcel.order_id] = None
+            if len(ids) == answers.LISTING_LIMIT:
+                break
+    return list(ids)
 
 
 def _trouble(view: View, now: datetime) -> answers.Trouble:
@@ -133,11 +159,7 @@ def answers_now(view: View, session: Session, *, now: datetime) -> Answers:
     at_risk = 0
     if in_force:
         groups = queries.parcels_in_transit(session, since=now - IN_TRANSIT_WINDOW)
-        at_risk = sum(
-            g.shipments
-            for g in groups
-            if any(caught(d, [g], zone=view.zone, now=now) for d in in_force)
-        )
+        at_risk = sum(g.shipments for g in Reach(in_force, zone=view.zone, now=now).caught(groups))
     trouble["at_risk"] = at_risk
     return Answers(
         complaints=answers.complaints_by_category(session, since=week),

@@ -1,8 +1,9 @@
-"""The dashboard's pages: overview, orders, upcoming, feedback, disruptions, rules."""
+"""The dashboard's pages: overview, orders, upcoming, disruptions, rules (feedback, cases
+and results have their own modules)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,19 +18,15 @@ from carebot.store import answers as answer_store
 from carebot.store import cases as case_store
 from carebot.store import contact_changes
 from carebot.store import dashboard as queries
-from carebot.store.case_report import CaseReport, case_report
-from carebot.store.feedback import LOW_SCORE, feedback_report
 from carebot.store.history import declared_disruptions
 from carebot.web.dashboard import listings
 from carebot.web.dashboard.charts import local_days, local_hours, stacked_bars
 from carebot.web.dashboard.i18n import Names
 from carebot.web.dashboard.views import View, guarded, render
 
-__all__ = ["disruptions", "feedback", "order", "orders", "overview", "rules", "upcoming"]
+__all__ = ["disruptions", "order", "orders", "overview", "rules", "upcoming"]
 
 DISRUPTION_EVENTS = ("disruption.stock_up", "disruption.shipment_at_risk")
-# The feedback page measures the cases opened this long ago or since (the CLI: any period).
-CASES_WINDOW = timedelta(days=30)
 
 
 def _page(view: View, template: str, **context: Any) -> Response:
@@ -237,46 +234,6 @@ async def upcoming(view: View) -> Response:
         next_day=next_day,
         rule_filter=rule_id,
         day_labels=day_labels,
-    )
-
-
-@guarded
-async def feedback(view: View) -> Response:
-    """Score distribution by week, complaint categories by product, the latest low scores."""
-    now = view.runtime.clock.now()
-    today = now.astimezone(view.zone).date()
-    weeks = local_days(today - timedelta(days=today.weekday()), view.zone, back=7 * 7, ahead=6)
-    weeks = weeks[::7]
-
-    recovery_days = view.runtime.settings.service.recovery_days
-
-    def load() -> tuple[Any, dict[int, list[int]], list[Any], CaseReport, Any, list[Any]]:
-        with view.runtime.db.transaction() as session:
-            report = feedback_report(session)
-            return (
-                report,
-                queries.scores_by_bucket(session, bounds=weeks),
-                queries.low_scores(session, at_most=LOW_SCORE),
-                case_report(session, since=now - CASES_WINDOW, recovery_days=recovery_days),
-                case_store.cases_by_bucket(session, bounds=weeks),
-                [case_store.case_json(c) for c in case_store.active_cases(session, limit=50)],
-            )
-
-    report, scores, low, cases, by_week, active = await run_in_threadpool(load)
-    names = Names(view.runtime.rules(), view.language)
-    labels = [w.strftime("%m-%d") for w in weeks[:-1]]
-    chart = stacked_bars(labels, {f"{s}★": counts for s, counts in scores.items()})
-    cases_chart = stacked_bars(labels, {names.category(c): n for c, n in by_week.items()})
-    return _page(
-        view,
-        "feedback.html",
-        report=report,
-        chart_data=chart,
-        low=low,
-        cases=cases,
-        cases_chart=cases_chart,
-        active=active,
-        parse_time=datetime.fromisoformat,
     )
 
 

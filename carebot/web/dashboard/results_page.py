@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -10,19 +10,12 @@ from starlette.responses import Response
 
 from carebot.rulebook.schema import RuleKind
 from carebot.store.results import RuleResult, results_by_rule
+from carebot.web.dashboard.period import chosen_period
 from carebot.web.dashboard.views import View, guarded, render
 
 __all__ = ["results"]
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 366
-
-
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 @guarded
@@ -30,13 +23,10 @@ async def results(view: View) -> Response:
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (local days, both included; default the last 30)."""
     now = view.runtime.clock.now()
     today = now.astimezone(view.zone).date()
-    last = _day(view.request.query_params.get("to")) or today
-    first = _day(view.request.query_params.get("from")) or last - timedelta(days=DEFAULT_DAYS - 1)
-    if first > last:
-        first, last = last, first
-    first = max(first, last - timedelta(days=MAX_DAYS - 1))
-    since = datetime.combine(first, datetime.min.time(), tzinfo=view.zone)
-    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=view.zone)
+    period = chosen_period(
+        view.request.query_params, today=today, zone=view.zone, default_days=DEFAULT_DAYS
+    )
+    since, until = period.since, period.until
     rulebook = view.runtime.rules()
     marketing = {r.id for r in rulebook.rules if r.kind == RuleKind.MARKETING}
     window = timedelta(days=view.runtime.settings.service.reorder_window_days)
@@ -52,8 +42,8 @@ async def results(view: View) -> Response:
         "csrf": view.csrf,
         "local": view.local,
         "results": found,
-        "first": first.isoformat(),
-        "last": last.isoformat(),
+        "first": period.first.isoformat(),
+        "last": period.last.isoformat(),
         "window_days": window.days,
     }
     return render(view.request, "results.html", context, language=view.language)
