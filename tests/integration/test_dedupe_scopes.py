@@ -13,15 +13,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from support.core import MESSAGE_TEMPLATES, migrated_database
+from support.core import MESSAGE_TEMPLATES, insert, migrated_database, planned
 
 from carebot.channels import ChannelKind, MemoryChannel
 from carebot.clock import VirtualClock
 from carebot.events import parse_event
-from carebot.notifications import PlannedNotification
 from carebot.runtime import Runtime, build_runtime
 from carebot.settings import Settings
-from carebot.store import schedule
 from carebot.store.models import NotificationRow
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -173,22 +171,9 @@ async def test_a_notice_already_sent_by_an_earlier_release_is_not_sent_again(
     # The keys stored in a running shop's database outlive a carebot upgrade: a notice that an
     # earlier release sent, stored under that release's spelling of the key, is not sent again.
     shop = make_shop("rules:\n" + rule("shipment"))
-    earlier = PlannedNotification(
-        dedupe_key="shipment:s-1:shipped:sms",
-        rule_id="shipped",
-        channel="sms",
-        recipient=PHONE,
-        template="shipped",
-        locale="zh-CN",
-        timezone="Asia/Shanghai",
-        window=None,
-        due_at=NOW,
-        not_after=NOW + timedelta(days=2),
-        context={"order": {"id": "1001"}},
-        order_id="1001",
-    )
+    earlier = planned("shipment:s-1:shipped:sms", due_at=NOW)
+    insert(shop.runtime.db, earlier, now=NOW)
     with shop.runtime.db.transaction() as session:
-        schedule.insert_planned(session, [earlier], now=NOW)
         session.execute(update(NotificationRow).values(status="sent", sent_at=NOW))
     await shop.ingest(shipped("e-1"))
     assert shop.sent() == []
