@@ -46,6 +46,10 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
             CAREBOT_DISPATCH__BACKOFF_BASE_SECONDS="0.2",
             CAREBOT_DISPATCH__BACKOFF_MAX_SECONDS="1",
             CAREBOT_DISPATCH__MAX_ATTEMPTS="20",
+            # Two errors in five trip the circuit now and then (five failures in a row); its
+            # cool-down is compressed like every other timing here, or one opening near the end
+            # would push the last messages 30 s past the deadline (test_outage covers it).
+            CAREBOT_DISPATCH__BREAKER_COOLDOWN_SECONDS="2",
             CAREBOT_CAPS__SMS_PER_DAY="100",
         )
     )
@@ -80,7 +84,9 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
     def all_reached_the_provider() -> bool:
         return {r["To"] for r in twilio_server.accepted} == set(phones)
 
-    assert wait_until(all_reached_the_provider, timeout=SEND_LEASE + 60, interval=0.2)
+    assert wait_until(all_reached_the_provider, timeout=SEND_LEASE + 60, interval=0.2), (
+        _unsent(daemon, twilio_server, phones)
+    )
     after_last_kill = time.monotonic() - last_restart
     assert after_last_kill <= SEND_LEASE + 60, f"the last message came {after_last_kill:.0f} s late"
 
@@ -97,3 +103,18 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
     duplicates = sum(count - 1 for count in accepted.values())
     assert duplicates <= kills, f"{duplicates} duplicates after {kills} kills"
     assert len(twilio_server.requests) > len(twilio_server.accepted), "no provider errors happened"
+
+
+def _unsent(daemon: Any, twilio_server: FakeTwilioServer, phones: list[str]) -> str:
+    """What a failure shows: the rows whose message never reached the provider, and the log."""
+    missing = sorted(set(phones) - {r["To"] for r in twilio_server.accepted})
+    rows = [
+        daemon.query(
+            "select id, status, attempts, due_at, locked_until, reason from notifications"
+            " where recipient = ?",
+            phone,
+        )
+        for phone in missing
+    ]
+    tail = "\n".join(daemon.stdout().splitlines()[-40:])
+    return f"{len(missing)} never reached the provider: {rows}\nlast daemon output:\n{tail}"
