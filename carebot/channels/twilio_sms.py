@@ -1,22 +1,19 @@
-"""SMS through Twilio's Messages API, with the official (synchronous) twilio client."""
+"""SMS through Twilio's Messages API, with the official twilio client on its asyncio transport."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
+import base64
 import logging
 import math
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
@@ -29,23 +26,72 @@ if TYPE_CHECKING:
 __all__ = ["TwilioSMS"]
 
 logger = logging.getLogger(__name__)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 # How many of a number's latest messages a lookup reads, and how far Twilio's clock may be
 # behind carebot's when a message is matched to the notification that was created before it.
 LOOKUP_LIMIT = 20
 CLOCK_SKEW = timedelta(minutes=5)
 
+# The Retry-After of the latest answer in this task: a 429's header is not on the exception
+# the client raises, and each send runs in its own task, so concurrent sends cannot mix them.
+_retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
+# What a failed request may raise below the twilio client: refused, reset, DNS, timeouts.
+_TRANSPORT_ERRORS = (TwilioException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class _Transport(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
+    """The twilio client's asyncio transport, with the channel's timeout on every request and
+    the ``Retry-After`` of each answer kept for the task that asked."""
+
+    def __init__(self, *, timeout: float, concurrency: int) -> None:
+        super().__init__(pool_connections=False, timeout=timeout)
+        # One session per channel, made on first use: aiohttp wants a running event loop.
+        self._concurrency = concurrency
+        self.session: aiohttp.ClientSession | None = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=self._concurrency)
+            self.session = aiohttp.ClientSession(connector=connector)
+        if auth is not None:
+            # As a header (RFC 7617): aiohttp deprecates the ``auth`` argument the client uses.
+            token = base64.b64encode(":".join(auth).encode()).decode()
+            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+        response = await super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=None,
+            timeout=timeout if timeout is not None else self.timeout,
+            allow_redirects=allow_redirects,
+        )
+        _retry_after.set(_retry_after_seconds((response.headers or {}).get("Retry-After")))
+        return response
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
 
 class TwilioSMS(Channel):
-    """Send SMS with ``client.messages.create``; Twilio's errors become ``ChannelError``.
+    """Send SMS with ``client.messages.create_async``; Twilio's errors become ``ChannelError``.
 
-    The twilio client blocks, so each call runs in a thread of the channel's own pool of
-    ``settings.concurrency`` threads (asyncio's default pool has only ``cpu count + 4`` and
-    is shared with database work), and a semaphore keeps at most that many calls in flight.
-    The client's asyncio transport (``AsyncTwilioHttpClient``) is not used: it needs aiohttp
-    and has no response hooks, and the ``Retry-After`` of a 429 is read through one.
+    The client runs on its own asyncio transport (aiohttp, a twilio dependency) with one
+    connection pool of ``settings.concurrency`` connections, and a semaphore keeps at most that
+    many calls in flight: no thread per call.
     """
 
     kind = ChannelKind.SMS
@@ -56,20 +102,7 @@ class TwilioSMS(Channel):
             raise ConfigError("twilio needs account_sid, auth_token and from_number")
         self._settings = settings
         self._from = str(settings.from_number)
-        # Retry-After is only on the HTTP response, which TwilioRestException does not keep;
-        # a response hook records it per thread, so concurrent sends cannot mix them up.
-        self._last_response = threading.local()
-        self._http = TwilioHttpClient(
-            timeout=settings.timeout_seconds,
-            request_hooks={"response": [self._remember_response]},
-        )
-        session = self._http.session
-        if session is not None:
-            # The default pool is smaller than a high concurrency setting; an undersized pool
-            # discards connections and warns on every burst.
-            pool = max(10, settings.concurrency)
-            session.mount("https://", HTTPAdapter(pool_connections=pool, pool_maxsize=pool))
-            session.mount("http://", HTTPAdapter(pool_connections=pool, pool_maxsize=pool))
+        self._http = _Transport(timeout=settings.timeout_seconds, concurrency=settings.concurrency)
         self._client = Client(
             settings.account_sid, settings.auth_token.get_secret_value(), http_client=self._http
         )
@@ -80,11 +113,35 @@ class TwilioSMS(Channel):
         if settings.base_url:
             self._client.api.base_url = settings.base_url.rstrip("/")
         self._semaphore = asyncio.Semaphore(settings.concurrency)
-        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="twilio")
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
+        params: dict[str, Any] = {
+            "to": message.to,
+            "from_": self._from,
+            "body": message.body,
+            "validity_period": self._settings.validity_period_seconds,
+        }
+        if message.status_callback:
+            params["status_callback"] = message.status_callback
+        _retry_after.set(None)
         async with self._semaphore:
-            receipt = await self._in_pool(self._send_blocking, message)
+            try:
+                created = await self._client.messages.create_async(**params)
+            except (TwilioRestException, TwilioServiceException) as exc:
+                raise _rest_error(exc, retry_after=_retry_after.get()) from exc
+            except _TRANSPORT_ERRORS as exc:
+                # Connection refused, DNS, TLS, timeouts: the message may be fine, the path
+                # is not.
+                raise ChannelError(
+                    f"twilio request failed: {_describe(exc)}",
+                    retryable=True,
+                    maybe_accepted=True,
+                ) from exc
+        receipt = SendReceipt(
+            provider_id=created.sid,
+            status=str(created.status) if created.status else "queued",
+            segments=_int_or_none(created.num_segments),
+        )
         logger.info(
             "sms accepted by twilio",
             extra={
@@ -98,57 +155,18 @@ class TwilioSMS(Channel):
         return receipt
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
-        async with self._semaphore:
-            return await self._in_pool(self._find_blocking, message, since)
-
-    async def aclose(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._http.session is not None:
-            self._http.session.close()
-
-    async def _in_pool(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """``fn`` in a thread of the channel's pool, with the caller's context (as to_thread)."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-
-    def _send_blocking(self, message: OutboundMessage) -> SendReceipt:
-        params: dict[str, Any] = {
-            "to": message.to,
-            "from_": self._from,
-            "body": message.body,
-            "validity_period": self._settings.validity_period_seconds,
-        }
-        if message.status_callback:
-            params["status_callback"] = message.status_callback
-        self._last_response.retry_after = None
-        try:
-            created = self._client.messages.create(**params)
-        except (TwilioRestException, TwilioServiceException) as exc:
-            raise _rest_error(exc, retry_after=self._last_response.retry_after) from exc
-        except (TwilioException, requests.RequestException) as exc:
-            # Connection refused, DNS, TLS, timeouts: the message may be fine, the path is not.
-            raise ChannelError(
-                f"twilio request failed: {type(exc).__name__}: {mask_text(str(exc))}",
-                retryable=True,
-                maybe_accepted=True,
-            ) from exc
-        return SendReceipt(
-            provider_id=created.sid,
-            status=str(created.status) if created.status else "queued",
-            segments=_int_or_none(created.num_segments),
-        )
-
-    def _find_blocking(self, message: OutboundMessage, since: datetime) -> SendReceipt | None:
         # Twilio lists a number's messages newest first; ours is among the latest if it is
         # there at all. The body tells it apart from the earlier messages to the same number.
         earliest = since - CLOCK_SKEW
-        try:
-            listed = self._client.messages.list(to=message.to, from_=self._from, limit=LOOKUP_LIMIT)
-        except (TwilioException, requests.RequestException) as exc:
-            raise ChannelError(
-                f"twilio lookup failed: {type(exc).__name__}: {mask_text(str(exc))}",
-                retryable=True,
-            ) from exc
+        async with self._semaphore:
+            try:
+                listed = await self._client.messages.list_async(
+                    to=message.to, from_=self._from, limit=LOOKUP_LIMIT
+                )
+            except _TRANSPORT_ERRORS as exc:
+                raise ChannelError(
+                    f"twilio lookup failed: {_describe(exc)}", retryable=True
+                ) from exc
         for found in listed:
             created = found.date_created
             if found.body == message.body and (created is None or created >= earliest):
@@ -159,8 +177,13 @@ class TwilioSMS(Channel):
                 )
         return None
 
-    def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_response.retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+    async def aclose(self) -> None:
+        await self._http.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: text`` of a transport failure, with any phone number in it masked."""
+    return f"{type(exc).__name__}: {mask_text(str(exc))}"
 
 
 def _rest_error(
