@@ -217,7 +217,7 @@ async def simulate(
     with tempfile.TemporaryDirectory(prefix="carebot-simulate-") as tmp:
         db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}")
         db.upgrade()
-        channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
+        channels = {kind: MemoryChannel(kind=kind, keep=False) for kind in ChannelKind}
         runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)
         replay = _Replay(runtime, clock)
         try:

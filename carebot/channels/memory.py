@@ -21,15 +21,19 @@ class MemoryChannel(Channel):
 
     ``sent`` holds the messages it accepted, in order; ``attempts`` holds every call to
     ``send``, failed ones included. Receipts carry ``memory-{kind}-{n}`` as provider id, where
-    ``n`` counts accepted messages from 1.
+    ``n`` counts accepted messages from 1. With ``keep=False`` it only counts (``carebot
+    simulate`` reads what was sent from the database, and a replay of tens of thousands of
+    messages would otherwise hold each one with its whole render context).
     """
 
     name = "memory"
 
-    def __init__(self, *, kind: ChannelKind) -> None:
+    def __init__(self, *, kind: ChannelKind, keep: bool = True) -> None:
         self.kind = kind
+        self.keep = keep
         self.sent: list[OutboundMessage] = []
         self.attempts: list[OutboundMessage] = []
+        self._accepted = 0
         self._failures: deque[Exception] = deque()
 
     def fail_next(self, error: Exception, times: int = 1) -> None:
@@ -45,11 +49,15 @@ class MemoryChannel(Channel):
         """Forget sent messages, attempts and pending failures."""
         self.sent.clear()
         self.attempts.clear()
+        self._accepted = 0
         self._failures.clear()
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
-        self.attempts.append(message)
+        if self.keep:
+            self.attempts.append(message)
         if self._failures:
             raise self._failures.popleft()
-        self.sent.append(message)
-        return SendReceipt(provider_id=f"memory-{self.kind}-{len(self.sent)}", status="sent")
+        if self.keep:
+            self.sent.append(message)
+        self._accepted += 1
+        return SendReceipt(provider_id=f"memory-{self.kind}-{self._accepted}", status="sent")

@@ -31,6 +31,16 @@ async def test_sent_messages_are_kept_in_order_with_numbered_provider_ids() -> N
     assert first.status == "sent"
 
 
+async def test_a_channel_that_does_not_keep_only_numbers_what_it_accepts() -> None:
+    channel = MemoryChannel(kind=ChannelKind.SMS, keep=False)
+    channel.fail_next(ChannelError("provider down", retryable=True))
+    with pytest.raises(ChannelError):
+        await channel.send(_sms(1))
+    receipts = [await channel.send(_sms(n)) for n in (2, 3)]
+    assert [r.provider_id for r in receipts] == ["memory-sms-1", "memory-sms-2"]
+    assert channel.sent == [] and channel.attempts == []
+
+
 async def test_a_scripted_failure_is_raised_once_and_then_sending_works_again() -> None:
     channel = MemoryChannel(kind=ChannelKind.SMS)
     error = ChannelError("provider down", retryable=True, code="503")
