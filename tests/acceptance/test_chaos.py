@@ -84,8 +84,8 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
     def all_reached_the_provider() -> bool:
         return {r["To"] for r in twilio_server.accepted} == set(phones)
 
-    assert wait_until(all_reached_the_provider, timeout=SEND_LEASE + 60, interval=0.2), (
-        _unsent(daemon, twilio_server, phones)
+    assert wait_until(all_reached_the_provider, timeout=SEND_LEASE + 60, interval=0.2), _unsent(
+        daemon, twilio_server, phones
     )
     after_last_kill = time.monotonic() - last_restart
     assert after_last_kill <= SEND_LEASE + 60, f"the last message came {after_last_kill:.0f} s late"
