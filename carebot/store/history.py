@@ -84,9 +84,24 @@ def delivered_transits(
 
 
 def purchase_lines(session: Session, *, since: datetime) -> list[PurchaseLine]:
-    """Line items with a SKU of customers' orders placed since ``since`` (not cancelled)."""
+    """Line items with a SKU of customers' orders placed since ``since`` (not cancelled).
+
+    Read as plain columns: the watchers ask for a year of lines every hour, and whole rows
+    would each bring their order's and customer's related rows along."""
     rows = session.execute(
-        select(LineItemRow, OrderRow, CustomerRow)
+        select(
+            CustomerRow.id,
+            OrderRow.id,
+            LineItemRow.sku,
+            LineItemRow.title,
+            LineItemRow.tags,
+            LineItemRow.quantity,
+            OrderRow.placed_at,
+            OrderRow.delivered_at,
+            OrderRow.shipping_address,
+            CustomerRow.timezone,
+            CustomerRow.phone,
+        )
         .join(OrderRow, OrderRow.id == LineItemRow.order_id)
         .join(CustomerRow, CustomerRow.id == OrderRow.customer_id)
         .where(
@@ -98,26 +113,47 @@ def purchase_lines(session: Session, *, since: datetime) -> list[PurchaseLine]:
     ).all()
     return [
         PurchaseLine(
-            customer_id=customer.id,
-            order_id=order.id,
-            sku=str(item.sku),
-            title=item.title,
-            tags=tuple(item.tags or ()),
-            quantity=item.quantity,
-            placed_at=order.placed_at,
-            delivered_at=order.delivered_at,
-            shipping_address=dict(order.shipping_address or {}),
-            timezone=customer.timezone,
-            phone=customer.phone,
+            customer_id=customer_id,
+            order_id=order_id,
+            sku=str(sku),
+            title=title,
+            tags=tuple(tags or ()),
+            quantity=quantity,
+            placed_at=placed_at,
+            delivered_at=delivered_at,
+            shipping_address=dict(address or {}),
+            timezone=timezone,
+            phone=phone,
         )
-        for item, order, customer in rows
+        for (
+            customer_id,
+            order_id,
+            sku,
+            title,
+            tags,
+            quantity,
+            placed_at,
+            delivered_at,
+            address,
+            timezone,
+            phone,
+        ) in rows
     ]
 
 
 def shipments_in_transit(session: Session, *, since: datetime) -> list[ShipmentInTransit]:
     """Shipments on their way (shipped, or reported moving) since ``since``, of live orders."""
     rows = session.execute(
-        select(ShipmentRow, OrderRow, CustomerRow)
+        select(
+            ShipmentRow.id,
+            OrderRow.id,
+            OrderRow.customer_id,
+            ShipmentRow.shipped_at,
+            ShipmentRow.expected_delivery,
+            OrderRow.shipping_address,
+            CustomerRow.timezone,
+            CustomerRow.phone,
+        )
         .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
         .outerjoin(CustomerRow, CustomerRow.id == OrderRow.customer_id)
         .where(
@@ -131,18 +167,28 @@ def shipments_in_transit(session: Session, *, since: datetime) -> list[ShipmentI
         )
         .order_by(ShipmentRow.id)
     ).all()
+    # Plain columns, not whole rows (see purchase_lines); no customer reads as None.
     return [
         ShipmentInTransit(
-            id=shipment.id,
-            order_id=order.id,
-            customer_id=order.customer_id,
-            shipped_at=shipment.shipped_at,
-            expected_delivery=shipment.expected_delivery,
-            shipping_address=dict(order.shipping_address or {}),
-            timezone=customer.timezone if customer else None,
-            phone=customer.phone if customer else None,
+            id=shipment_id,
+            order_id=order_id,
+            customer_id=customer_id,
+            shipped_at=shipped_at,
+            expected_delivery=expected,
+            shipping_address=dict(address or {}),
+            timezone=timezone,
+            phone=phone,
         )
-        for shipment, order, customer in rows
+        for (
+            shipment_id,
+            order_id,
+            customer_id,
+            shipped_at,
+            expected,
+            address,
+            timezone,
+            phone,
+        ) in rows
     ]
 
 
