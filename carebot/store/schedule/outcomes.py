@@ -15,6 +15,25 @@ from carebot.store.schedule._sql import TABLE, execute, status_in
 __all__ = ["finish", "release", "settle_from_provider"]
 
 
+def _off_lease(
+    status: S, *, reason: str | None, now: datetime, error: str | None, unexpected: bool
+) -> dict[str, Any]:
+    """What ``release`` and ``finish`` write: the new status and reason, the lease gone, the
+    error when there is one, and a strike when the attempt ended unexpectedly."""
+    values: dict[str, Any] = {
+        "status": str(status),
+        "reason": reason,
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if error is not None:
+        values["last_error"] = error
+    if unexpected:
+        values["unexpected_failures"] = TABLE.c.unexpected_failures + 1
+    return values
+
+
 def release(
     session: Session,
     *,
@@ -33,20 +52,10 @@ def release(
     ``unexpected``: the attempt ended in an unexpected error, which counts against
     ``max_attempts``.
     """
-    values: dict[str, Any] = {
-        "status": str(S.SCHEDULED),
-        "due_at": due_at,
-        "locked_by": None,
-        "locked_until": None,
-        "reason": reason,
-        "updated_at": now,
-    }
-    if error is not None:
-        values["last_error"] = error
+    values = _off_lease(S.SCHEDULED, reason=reason, now=now, error=error, unexpected=unexpected)
+    values["due_at"] = due_at
     if forget_body:
         values["body"] = None
-    if unexpected:
-        values["unexpected_failures"] = TABLE.c.unexpected_failures + 1
     statement = (
         update(TABLE)
         .where(TABLE.c.id == notification_id, status_in(S.CLAIMED, S.SENDING))
@@ -66,17 +75,7 @@ def finish(
     unexpected: bool = False,
 ) -> None:
     """End an in-progress row in a terminal status, with the reason."""
-    values: dict[str, Any] = {
-        "status": str(status),
-        "reason": reason,
-        "locked_by": None,
-        "locked_until": None,
-        "updated_at": now,
-    }
-    if error is not None:
-        values["last_error"] = error
-    if unexpected:
-        values["unexpected_failures"] = TABLE.c.unexpected_failures + 1
+    values = _off_lease(status, reason=reason, now=now, error=error, unexpected=unexpected)
     statement = (
         update(TABLE)
         .where(TABLE.c.id == notification_id, status_in(S.CLAIMED, S.SENDING, S.SCHEDULED))
