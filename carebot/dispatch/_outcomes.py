@@ -1,8 +1,9 @@
 """What becomes of a row that is not sent: finished, deferred, retried, or found already sent.
 
 The dispatcher's outcomes after a decision or a failed call, each one short transaction:
-``finish`` ends a row (and schedules its fallback), ``defer`` moves a row turned away by an
-open circuit without spending an attempt, ``failed_send`` applies the retry rule
+``move`` puts a row back on the schedule (a hold, a deferral, a retry), ``finish`` ends a
+row (and schedules its fallback), ``defer`` moves a row turned away by an open circuit
+without spending an attempt, ``failed_send`` applies the retry rule
 (``carebot.dispatch.retry``) to a failed attempt, and ``look_up`` asks the provider, before
 a retry, whether an earlier attempt reached it.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
@@ -107,14 +109,7 @@ class Outcomes:
                 extra={"action": "send_expired", "notification_id": row.id, "rule": row.rule_id},
             )
             return await self.finish(row, S.EXPIRED, outcome.reason, error=error)
-        await self._db(
-            schedule.release,
-            notification_id=row.id,
-            due_at=outcome.retry_at,
-            now=now,
-            reason=outcome.reason,
-            error=error,
-        )
+        await self.move(row, outcome.retry_at, outcome.reason, now=now, error=error)
         return "deferred"
 
     async def failed_send(self, row: Claimed, attempt: int, exc: Exception) -> str:
@@ -145,12 +140,11 @@ class Outcomes:
             "code": code,
         }
         if outcome.retry_at is not None:
-            await self._db(
-                schedule.release,
-                notification_id=row.id,
-                due_at=outcome.retry_at,
+            await self.move(
+                row,
+                outcome.retry_at,
+                outcome.reason,
                 now=now,
-                reason=outcome.reason,
                 error=error,
                 # A plain refusal: the provider does not have it, no need to ask next time.
                 forget_body=isinstance(exc, ChannelError) and not exc.maybe_accepted,
@@ -175,6 +169,30 @@ class Outcomes:
         logger.error("send failed for good", extra=log)
         return await self.finish(
             row, S.FAILED, outcome.reason, error=error, fall_back=True, unexpected=unexpected
+        )
+
+    async def move(
+        self,
+        row: Claimed,
+        until: datetime,
+        reason: str | None,
+        *,
+        now: datetime,
+        error: str | None = None,
+        forget_body: bool = False,
+        unexpected: bool = False,
+    ) -> None:
+        """Put ``row`` back on the schedule at ``until``: a hold, a deferral or a retry
+        (``schedule.release``)."""
+        await self._db(
+            schedule.release,
+            notification_id=row.id,
+            due_at=until,
+            now=now,
+            reason=reason,
+            error=error,
+            forget_body=forget_body,
+            unexpected=unexpected,
         )
 
     async def finish(

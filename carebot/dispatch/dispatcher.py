@@ -29,14 +29,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy.orm import Session
-
 from carebot import holds
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
 from carebot.clock import Clock
+from carebot.dispatch._claim import claim_with_guards, read_guards
+from carebot.dispatch._merging import Merging
 from carebot.dispatch._outcomes import Outcomes
 from carebot.dispatch._writes import SendWrites
-from carebot.dispatch.caps import ROLLING_WINDOW, merge_entry
+from carebot.dispatch.caps import ROLLING_WINDOW
 from carebot.dispatch.decide import (
     MERCHANT,
     Finish,
@@ -54,7 +54,7 @@ from carebot.rendering import Rendered, TemplateRenderer
 from carebot.rulebook.windows import DailyWindow
 from carebot.segments import count_segments
 from carebot.settings import CapSettings, DispatchSettings
-from carebot.store import consent, schedule
+from carebot.store import schedule
 from carebot.store.database import Database
 from carebot.store.schedule import Claimed
 from carebot.unsubscribe import token_of
@@ -140,6 +140,7 @@ class Dispatcher:
         # Virtual-time replays run database work inline: one thread, deterministic order.
         self._inline_db = inline_db
         self._outcomes = Outcomes(self._db, clock=clock, settings=settings)
+        self._merging = Merging(self._db, renderer=renderer, clock=clock)
         self._writes = SendWrites(
             lambda work: self._db(work),
             worker=self.worker_id,
@@ -165,7 +166,7 @@ class Dispatcher:
         report = DispatchReport()
         now = self.clock.now()
         rows, guards, report.next_due = await self._db(
-            _claim_with_guards,
+            claim_with_guards,
             now=now,
             worker=self.worker_id,
             limit=self.settings.batch_size,
@@ -227,7 +228,7 @@ class Dispatcher:
         if guards is None and needs_guards(row, now):
             assert row.recipient is not None
             guards = await self._db(
-                _guards,
+                read_guards,
                 channel=row.channel,
                 address=row.recipient,
                 since=None if row.transactional else now - ROLLING_WINDOW,
@@ -236,7 +237,7 @@ class Dispatcher:
         if self._hold is not None and not isinstance(decision, Finish):
             decision = await self._complaint_hold(row, now) or decision
         if isinstance(decision, Merge):
-            if await self._merge(row, due_by=decision.due_by):
+            if await self._merging.merge(row, due_by=decision.due_by):
                 return "merged"
             decision = decision.otherwise
         if isinstance(decision, Finish):
@@ -244,13 +245,7 @@ class Dispatcher:
                 row, decision.status, decision.reason, fall_back=decision.fall_back
             )
         if isinstance(decision, Hold):
-            await self._db(
-                schedule.release,
-                notification_id=row.id,
-                due_at=decision.until,
-                now=now,
-                reason=decision.reason,
-            )
+            await self._outcomes.move(row, decision.until, decision.reason, now=now)
             return decision.outcome
         return await self._send(row, ChannelKind(row.channel))
 
@@ -267,16 +262,7 @@ class Dispatcher:
     async def _send(self, row: Claimed, kind: ChannelKind) -> str:
         """Render ``row`` and hand it to its channel (the guards have passed)."""
         assert row.recipient is not None
-        context = dict(row.context)
-        headers: dict[str, str] = {}
-        if kind == ChannelKind.EMAIL and row.audience != MERCHANT:
-            url = await self._unsubscribe_url(row.recipient)
-            context["unsubscribe_url"] = url
-            # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
-            headers = {
-                "List-Unsubscribe": f"<{url}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            }
+        context, headers = await self._unsubscribe(row, kind)
         try:
             # Rendering is bounded (render.timeout_seconds) but blocking: off the event loop.
             rendered = await asyncio.to_thread(
@@ -285,21 +271,7 @@ class Dispatcher:
         except TemplateError as exc:
             return await self._outcomes.finish(row, S.FAILED, f"template error: {exc}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
-        message = OutboundMessage(
-            notification_id=row.id,
-            kind=kind,
-            to=row.recipient,
-            body=rendered.text,
-            subject=rendered.subject,
-            html=rendered.html,
-            message_id=f"<carebot.{row.id}@{self._mail_domain}>",
-            status_callback=f"{self.public_url}/twilio/status?notification={row.id}"
-            if kind == ChannelKind.SMS
-            else None,
-            headers=headers,
-            rule_id=row.rule_id,
-            context=context,
-        )
+        message = self._message(row, kind, rendered, context, headers)
         channel = self.channels[kind]
         async with self._slots[kind]:
             # The provider's rate limit is waited for while the row is only claimed; an open
@@ -362,84 +334,47 @@ class Dispatcher:
         )
         return "sent"
 
-    async def _merge(self, row: Claimed, *, due_by: datetime) -> bool:
-        """Fold ``row`` into a pending message of the same rule to the same address."""
-        target = await self._db(schedule.merge_target, row=row, due_by=due_by)
-        if target is None:
-            return False
-        merged = list(target.context.get("merged") or [merge_entry(target.context)])
-        merged.append(merge_entry(row.context))
-        context = {**target.context, "merged": merged}
-        # Merge only where the template shows the merged list; otherwise the absorbed
-        # notice would vanish from the text, so it waits for its own slot instead.
-        if not await asyncio.to_thread(self._shows_merged, target, context):
-            return False
-        absorbed = await self._db(
-            schedule.absorb,
-            survivor_id=target.id,
-            survivor_version=target.updated_at,
-            absorbed_id=row.id,
+    async def _unsubscribe(
+        self, row: Claimed, kind: ChannelKind
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The context to render ``row`` with and its mail headers: an email to a customer
+        carries an unsubscribe link."""
+        context = dict(row.context)
+        if kind != ChannelKind.EMAIL or row.audience == MERCHANT:
+            return context, {}
+        assert row.recipient is not None
+        token = await self._db(token_of, address=row.recipient, now=self.clock.now())
+        url = f"{self.public_url}/unsubscribe/{token}"
+        context["unsubscribe_url"] = url
+        # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
+        headers = {
+            "List-Unsubscribe": f"<{url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        return context, headers
+
+    def _message(
+        self,
+        row: Claimed,
+        kind: ChannelKind,
+        rendered: Rendered,
+        context: dict[str, Any],
+        headers: dict[str, str],
+    ) -> OutboundMessage:
+        """What the channel is handed for ``row``, rendered."""
+        assert row.recipient is not None
+        return OutboundMessage(
+            notification_id=row.id,
+            kind=kind,
+            to=row.recipient,
+            body=rendered.text,
+            subject=rendered.subject,
+            html=rendered.html,
+            message_id=f"<carebot.{row.id}@{self._mail_domain}>",
+            status_callback=f"{self.public_url}/twilio/status?notification={row.id}"
+            if kind == ChannelKind.SMS
+            else None,
+            headers=headers,
+            rule_id=row.rule_id,
             context=context,
-            not_after=max(target.not_after, row.not_after),
-            now=self.clock.now(),
         )
-        if absorbed:
-            logger.info(
-                "notification merged",
-                extra={
-                    "action": "notification_merged",
-                    "notification_id": row.id,
-                    "into": target.id,
-                    "rule": row.rule_id,
-                    "channel": row.channel,
-                },
-            )
-        return bool(absorbed)
-
-    def _shows_merged(self, row: Claimed, context: dict[str, Any]) -> bool:
-        kind = ChannelKind(row.channel)
-
-        def render(ctx: Mapping[str, Any]) -> Rendered:
-            return self.renderer.render(row.template, kind, row.locale, ctx)
-
-        try:
-            return render(context) != render({**context, "merged": []})
-        except TemplateError:
-            return False
-
-    async def _unsubscribe_url(self, address: str) -> str:
-        token = await self._db(token_of, address=address, now=self.clock.now())
-        return f"{self.public_url}/unsubscribe/{token}"
-
-
-def _guards(session: Session, *, channel: str, address: str, since: datetime | None) -> Guards:
-    """Whether ``address`` opted out of ``channel``; when not and ``since`` is given, when
-    messages to it went out after ``since`` (for the frequency cap)."""
-    if since is None:
-        return consent.is_opted_out(session, channel=channel, address=address), []
-    return schedule.guards(session, channel=channel, address=address, since=since)
-
-
-def _claim_with_guards(
-    session: Session,
-    *,
-    now: datetime,
-    worker: str,
-    limit: int,
-    lease: timedelta,
-    read_next_due: bool,
-) -> tuple[list[Claimed], dict[tuple[str, str], Guards], datetime | None]:
-    """Claim due rows and, in the same transaction, read the guards of their addresses and,
-    with ``read_next_due``, when the next scheduled row falls due."""
-    rows = schedule.claim_due(session, now=now, worker=worker, limit=limit, lease=lease)
-    addresses: dict[str, set[str]] = {}
-    for row in rows:
-        if row.audience != MERCHANT and row.recipient:
-            addresses.setdefault(row.channel, set()).add(row.recipient)
-    guards: dict[tuple[str, str], Guards] = {}
-    for channel, among in addresses.items():
-        found = schedule.guards_many(
-            session, channel=channel, addresses=among, since=now - ROLLING_WINDOW
-        )
-        guards.update({(channel, address): value for address, value in found.items()})
-    return rows, guards, schedule.next_due_at(session) if read_next_due else None
