@@ -9,16 +9,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 
 from carebot.cases import ServiceDesk
 from carebot.channels import Channel, ChannelKind, build_channels
 from carebot.channels.guards import CircuitBreaker, GuardedChannel, SharedTokenBucket
 from carebot.clock import Clock, SystemClock
 from carebot.dispatch.dispatcher import Dispatcher
-from carebot.holds import complaint_hold
+from carebot.holds import ComplaintHold
 from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
 from carebot.planner import Planner, PlanningPolicy
@@ -28,6 +27,7 @@ from carebot.rulebook.ruleset import RuleSet
 from carebot.settings import Settings
 from carebot.store import meta, provider_health, rate_limits
 from carebot.store.database import Database
+from carebot.store.unsubscribe_tokens import random_token
 from carebot.watchers import Watcher, build_watchers, business_hours
 
 __all__ = ["Runtime", "build_runtime", "new_webhook_secret", "webhook_secret"]
@@ -156,8 +156,11 @@ def build_runtime(
     channels: Mapping[ChannelKind, Channel] | None = None,
     db: Database | None = None,
     inline_db: bool = False,
+    new_token: Callable[[], str] = random_token,
 ) -> Runtime:
-    """Everything carebot needs, wired; raises ``RuleError`` when the rules do not load."""
+    """Everything carebot needs, wired; raises ``RuleError`` when the rules do not load.
+
+    ``new_token`` makes email unsubscribe tokens (random; a replay passes a seeded source)."""
     clock = clock or SystemClock()
     db = db or Database(settings.database_url)
     rules = RuleSet(settings.rules_dir, limits=RuleLimits(**settings.rules.model_dump()))
@@ -191,7 +194,8 @@ def build_runtime(
             ChannelKind.EMAIL: settings.smtp.concurrency,
         },
         inline_db=inline_db,
-        hold=partial(complaint_hold, rules=rules),
+        hold=ComplaintHold(rules),
+        new_token=new_token,
     )
     return Runtime(
         settings=settings,

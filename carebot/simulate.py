@@ -7,6 +7,7 @@ planner, dispatcher, templates) is what the daemon runs. The same file gives the
 from __future__ import annotations
 
 import json
+import random
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -218,7 +219,16 @@ async def simulate(
         db = Database(f"sqlite:///{Path(tmp) / 'simulate.db'}")
         db.upgrade()
         channels = {kind: MemoryChannel(kind=kind, keep=False) for kind in ChannelKind}
-        runtime = build_runtime(settings, clock=clock, channels=channels, db=db, inline_db=True)
+        # A replay repeats itself, its unsubscribe links included: seeded tokens.
+        tokens = random.Random(0)
+        runtime = build_runtime(
+            settings,
+            clock=clock,
+            channels=channels,
+            db=db,
+            inline_db=True,
+            new_token=lambda: f"{tokens.getrandbits(128):032x}",
+        )
         replay = _Replay(runtime, clock)
         try:
             step = max(1, len(events) // 100)

@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -39,9 +40,18 @@ _PURPOSE = b"carebot email unsubscribe v1\0"
 _TAG_BYTES = 16
 
 
-def token_of(session: Session, address: str, *, now: datetime) -> str:
-    """The token for ``address``'s links (case-insensitive: one token per lower-case address)."""
-    return unsubscribe_tokens.token_for(session, address=address.strip().lower(), now=now)
+def token_of(
+    session: Session,
+    address: str,
+    *,
+    now: datetime,
+    new_token: Callable[[], str] = unsubscribe_tokens.random_token,
+) -> str:
+    """The token for ``address``'s links (case-insensitive: one token per lower-case address);
+    a new one comes from ``new_token`` (random, except in a replay that must repeat itself)."""
+    return unsubscribe_tokens.token_for(
+        session, address=address.strip().lower(), now=now, new_token=new_token
+    )
 
 
 def address_of(session: Session, token: str) -> str | None:

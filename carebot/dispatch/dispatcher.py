@@ -57,6 +57,7 @@ from carebot.settings import CapSettings, DispatchSettings
 from carebot.store import schedule
 from carebot.store.database import Database
 from carebot.store.schedule import Claimed
+from carebot.store.unsubscribe_tokens import random_token
 from carebot.unsubscribe import token_of
 
 __all__ = ["DispatchReport", "Dispatcher", "new_worker_id"]
@@ -116,9 +117,12 @@ class Dispatcher:
         concurrency: Mapping[ChannelKind, int] | None = None,
         worker_id: str | None = None,
         inline_db: bool = False,
-        hold: Callable[..., holds.Hold | None] | None = None,
+        hold: holds.ComplaintHold | None = None,
+        new_token: Callable[[], str] = random_token,
     ) -> None:
         self.db = db
+        # Where a new unsubscribe token comes from (``carebot simulate`` passes a seeded one).
+        self._new_token = new_token
         # A hold beyond quiet hours (``carebot.holds``), read in a transaction at send time.
         self._hold = hold
         self.channels = channels
@@ -234,7 +238,7 @@ class Dispatcher:
                 since=None if row.transactional else now - ROLLING_WINDOW,
             )
         decision = decide(row, guards, now, self._policy)
-        if self._hold is not None and not isinstance(decision, Finish):
+        if self._hold is not None and not isinstance(decision, Finish) and self._hold.applies(row):
             decision = await self._complaint_hold(row, now) or decision
         if isinstance(decision, Merge):
             if await self._merging.merge(row, due_by=decision.due_by):
@@ -343,7 +347,9 @@ class Dispatcher:
         if kind != ChannelKind.EMAIL or row.audience == MERCHANT:
             return context, {}
         assert row.recipient is not None
-        token = await self._db(token_of, address=row.recipient, now=self.clock.now())
+        token = await self._db(
+            token_of, address=row.recipient, now=self.clock.now(), new_token=self._new_token
+        )
         url = f"{self.public_url}/unsubscribe/{token}"
         context["unsubscribe_url"] = url
         # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.

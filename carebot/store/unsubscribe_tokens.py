@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,14 +12,26 @@ from sqlalchemy.orm import Session
 from carebot.store._upsert import insert_ignore
 from carebot.store.models import UnsubscribeTokenRow
 
-__all__ = ["address_for", "token_for"]
+__all__ = ["address_for", "random_token", "token_for"]
 
 
-def token_for(session: Session, *, address: str, now: datetime) -> str:
-    """The token of ``address``, created on first use (the first writer wins a race)."""
+def random_token() -> str:
+    """A new token: 128 random bits, in hex."""
+    return secrets.token_hex(16)
+
+
+def token_for(
+    session: Session,
+    *,
+    address: str,
+    now: datetime,
+    new_token: Callable[[], str] = random_token,
+) -> str:
+    """The token of ``address``, created on first use with ``new_token`` (the first writer
+    wins a race)."""
     session.execute(
         insert_ignore(session, UnsubscribeTokenRow, ["address"]).values(
-            token=secrets.token_hex(16), address=address, created_at=now
+            token=new_token(), address=address, created_at=now
         )
     )
     token = session.scalar(

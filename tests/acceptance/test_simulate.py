@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,12 @@ rules:
 """
 
 
-def _simulate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _simulate(
+    tmp_path: Path, *args: str, rules_text: str = RULES
+) -> subprocess.CompletedProcess[str]:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
-    (rules / "rules.yaml").write_text(RULES, encoding="utf-8")
+    (rules / "rules.yaml").write_text(rules_text, encoding="utf-8")
     events = tmp_path / "events.jsonl"
     events.write_text(
         (REPO / "examples" / "events" / "shipped.jsonl").read_text(encoding="utf-8"),
@@ -89,6 +92,20 @@ def test_the_same_file_gives_the_same_output(tmp_path: Path) -> None:
     first = _simulate(tmp_path, "--json").stdout
     second = _simulate(tmp_path, "--json").stdout
     assert first == second and first
+
+
+def test_a_replay_repeats_its_email_unsubscribe_links_byte_for_byte(tmp_path: Path) -> None:
+    # Outside a replay every address gets a random token; a replay must print the same file
+    # twice, so its tokens come from a seeded source (its database is thrown away).
+    email_rules = RULES.replace(
+        "{channel: preferred, template: shipped}", "{channel: email, template: shipped}"
+    )
+    first = _simulate(tmp_path, "--json", rules_text=email_rules)
+    second = _simulate(tmp_path, "--json", rules_text=email_rules)
+    shipped = next(r for r in _records(first) if r["rule"] == "shipped")
+    assert shipped["channel"] == "email" and shipped["status"] == "sent"
+    assert re.search(r"/unsubscribe/[0-9a-f]{32}\b", shipped["body"]), shipped["body"]
+    assert first.stdout == second.stdout
 
 
 def test_the_readable_timeline_names_rule_status_and_masked_recipient(tmp_path: Path) -> None:

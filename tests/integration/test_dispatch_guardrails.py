@@ -320,6 +320,24 @@ async def test_every_email_carries_a_signed_unsubscribe_link_in_its_body_and_hea
     assert "." not in token and EMAIL not in url
 
 
+async def test_two_installations_give_one_address_unrelated_random_tokens(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    # Only a replay (carebot simulate) makes its tokens from a seeded source.
+    tokens = []
+    for name in ("shop-a", "shop-b"):
+        (tmp_path / name).mkdir()
+        runtime, channels = make_runtime(tmp_path / name, clock=clock)
+        insert(runtime.db, planned("k", due_at=NOW, channel="email", recipient=EMAIL), now=NOW)
+        await runtime.dispatcher.run_once()
+        [message] = channels[ChannelKind.EMAIL].sent
+        tokens.append(message.headers["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1])
+        await runtime.aclose()
+        runtime.db.dispose()
+    assert tokens[0] != tokens[1]
+    assert all(len(token) == 32 for token in tokens)
+
+
 async def test_an_sms_has_no_unsubscribe_headers(runtime: Runtime, sms: MemoryChannel) -> None:
     insert(runtime.db, planned("k", due_at=NOW), now=NOW)
     await runtime.dispatcher.run_once()
