@@ -187,20 +187,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from carebot.rulebook.loader import RuleLimits
-    from carebot.rulebook.validation import validate_rules
+    from carebot.rulebook.validation import CheckOptions, validate_rules
     from carebot.sandbox import RenderLimits
 
     settings = _settings(args)
     rules_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
-    problems = validate_rules(
-        rules_dir,
-        settings.templates_dir,
+    options = CheckOptions(
         default_locale=settings.default_locale,
         shop_name=settings.shop_name,
         limits=RuleLimits(**settings.rules.model_dump()),
         render=RenderLimits(**settings.render.model_dump()),
         sms_provider=settings.sms.provider,
     )
+    problems = validate_rules(rules_dir, settings.templates_dir, options)
     for problem in problems:
         print(problem)
     if problems:
