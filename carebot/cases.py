@@ -146,15 +146,8 @@ class ServiceDesk:
             store.note_step(active, at=at, who="customer", status=active.status, note=text)
         elif details.get("needs_attention"):
             category = str(details.get("category") or "other")
-            case = store.open_case(
-                session,
-                order_id=order_id,
-                category=category,
-                text=text,
-                at=at,
-                deadline=self.deadline(at, category, rulebook),
-                who="customer",
-                note=text,
+            case = self._open(
+                session, order_id, category, at=at, who="customer", note=text, rulebook=rulebook
             )
             logger.info(
                 "case opened",
@@ -232,9 +225,10 @@ class ServiceDesk:
         if given == CaseStatus.OPEN and spec.get("id") is None and order_id:
             # Opened by hand (from the order's timeline); "reopen" takes up the last case.
             category = str(spec.get("category") or "other")
-            self._open_by_hand(
-                session, order_id, category, at=at, who=who, note=note, rulebook=rulebook
-            )
+            if store.active_case(session, order_id) is None:
+                self._open(
+                    session, order_id, category, at=at, who=who, note=note, rulebook=rulebook
+                )
             return []
         if case is None or wanted not in MOVES.get(case.status, frozenset()):
             logger.warning(
@@ -267,7 +261,7 @@ class ServiceDesk:
             return store.active_case(session, order_id) or store.latest_case(session, order_id)
         return None
 
-    def _open_by_hand(
+    def _open(
         self,
         session: Session,
         order_id: str,
@@ -277,11 +271,9 @@ class ServiceDesk:
         who: str,
         note: str,
         rulebook: Rulebook,
-    ) -> None:
-        """Open a case for the order unless one is already active."""
-        if store.active_case(session, order_id) is not None:
-            return
-        store.open_case(
+    ) -> CaseRow:
+        """A new case for the order, its deadline from the category's promise."""
+        return store.open_case(
             session,
             order_id=order_id,
             category=category,
