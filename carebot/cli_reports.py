@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from carebot.store.reports import StatusSummary
 
 __all__ = [
+    "category_counts",
     "cmd_report_cases",
     "cmd_report_feedback",
     "cmd_status",
+    "count_lines",
     "feedback_table",
+    "product_name",
     "status_table",
 ]
 
@@ -131,17 +134,31 @@ def feedback_table(data: dict[str, Any]) -> str:
         "",
         "by category:",
     ]
-    for category, count in sorted(data["by_category"].items(), key=lambda i: (-i[1], i[0])):
-        lines.append(f"  {count:>5}  {category}")
+    lines += count_lines(data["by_category"])
     lines += ["", "by product (most complaints first):"]
     for product in data["by_product"]:
-        name = product["sku"] or "-"
-        title = f" {product['title']}" if product["title"] else ""
         score = product["average_score"]
-        categories = ", ".join(f"{c} {n}" for c, n in sorted(product["by_category"].items()))
+        replies = f"{product['replies']} repl{'y' if product['replies'] == 1 else 'ies'}"
         lines.append(
-            f"  {name}{title}: {product['replies']} repl{'y' if product['replies'] == 1 else 'ies'}"
+            f"  {product_name(product)}: {replies}"
             f", average {score if score is not None else '-'}, {product['low_scores']} low"
-            f" (1-2); {categories}"
+            f" (1-2); {category_counts(product)}"
         )
     return "\n".join(lines)
+
+
+def count_lines(counts: dict[str, int]) -> list[str]:
+    """``  count  name`` lines, the largest count first (then by name)."""
+    ranked = sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+    return [f"  {count:>5}  {name}" for name, count in ranked]
+
+
+def product_name(product: dict[str, Any]) -> str:
+    """A report's product as ``SKU title`` (``-`` for no SKU)."""
+    title = f" {product['title']}" if product["title"] else ""
+    return f"{product['sku'] or '-'}{title}"
+
+
+def category_counts(product: dict[str, Any]) -> str:
+    """A report product's categories as ``damaged 2, late 1``, by name."""
+    return ", ".join(f"{c} {n}" for c, n in sorted(product["by_category"].items()))
