@@ -146,15 +146,8 @@ class ServiceDesk:
             store.note_step(active, at=at, who="customer", status=active.status, note=text)
         elif details.get("needs_attention"):
             category = str(details.get("category") or "other")
-            case = store.open_case(
-                session,
-                order_id=order_id,
-                category=category,
-                text=text,
-                at=at,
-                deadline=self.deadline(at, category, rulebook),
-                who="customer",
-                note=text,
+            case = self._open(
+                session, order_id, category, at=at, who="customer", note=text, rulebook=rulebook
             )
             logger.info(
                 "case opened",
@@ -228,24 +221,13 @@ class ServiceDesk:
         note = str(spec.get("note") or "")
         at = event.occurred_at
         order_id = event.order_id
-        case: CaseRow | None = None
-        if spec.get("id") is not None:
-            case = store.get_case(session, int(spec["id"]))
-        elif order_id:
-            case = store.active_case(session, order_id) or store.latest_case(session, order_id)
+        case = self._case_of(session, spec, order_id)
         if given == CaseStatus.OPEN and spec.get("id") is None and order_id:
             # Opened by hand (from the order's timeline); "reopen" takes up the last case.
+            category = str(spec.get("category") or "other")
             if store.active_case(session, order_id) is None:
-                category = str(spec.get("category") or "other")
-                store.open_case(
-                    session,
-                    order_id=order_id,
-                    category=category,
-                    text=note,
-                    at=at,
-                    deadline=self.deadline(at, category, rulebook),
-                    who=who,
-                    note=note,
+                self._open(
+                    session, order_id, category, at=at, who=who, note=note, rulebook=rulebook
                 )
             return []
         if case is None or wanted not in MOVES.get(case.status, frozenset()):
@@ -269,6 +251,38 @@ class ServiceDesk:
                 case=self.describe(case, rulebook),
             )
         ]
+
+    @staticmethod
+    def _case_of(session: Session, spec: dict[str, Any], order_id: str | None) -> CaseRow | None:
+        """The case an update names: by id, else the order's active case, else its latest."""
+        if spec.get("id") is not None:
+            return store.get_case(session, int(spec["id"]))
+        if order_id:
+            return store.active_case(session, order_id) or store.latest_case(session, order_id)
+        return None
+
+    def _open(
+        self,
+        session: Session,
+        order_id: str,
+        category: str,
+        *,
+        at: datetime,
+        who: str,
+        note: str,
+        rulebook: Rulebook,
+    ) -> CaseRow:
+        """A new case for the order, its deadline from the category's promise."""
+        return store.open_case(
+            session,
+            order_id=order_id,
+            category=category,
+            text=note,
+            at=at,
+            deadline=self.deadline(at, category, rulebook),
+            who=who,
+            note=note,
+        )
 
     def describe(self, case: CaseRow, rulebook: Rulebook) -> dict[str, Any]:
         """The case as templates see it: its category's label, instants in the shop's zone."""

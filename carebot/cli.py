@@ -14,21 +14,15 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
 
 from carebot import __version__
-from carebot.exceptions import CarebotError, EventError, PortInUseError, RuleError, StoreError
-from carebot.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from carebot.runtime import Runtime
-    from carebot.store.database import Database
-    from carebot.store.reports import StatusSummary
+from carebot.cli_reports import cmd_report_cases, cmd_report_feedback, cmd_status
+from carebot.cli_run import cmd_run
+from carebot.cli_support import load_settings_or_fail, open_database
+from carebot.exceptions import CarebotError, EventError, RuleError, StoreError
 
 __all__ = ["main"]
 
@@ -41,145 +35,9 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        raise CarebotError(f"configuration error: {exc}") from exc
-
-
-def _banner(runtime: object) -> str:
-    from carebot.channels import ChannelKind, Console
-    from carebot.runtime import Runtime
-
-    assert isinstance(runtime, Runtime)
-    s = runtime.settings
-    sms = runtime.channels[ChannelKind.SMS]
-    email = runtime.channels[ChannelKind.EMAIL]
-    lines = [
-        f"carebot {__version__}",
-        f"  http:      http://{s.http.host}:{s.http.port}  (webhooks at /webhooks/carebot)",
-        f"  database:  {runtime.db.engine.url.render_as_string(hide_password=True)}",
-        f"  rules:     {s.rules_dir} ({len(runtime.rules().rules)} rules), "
-        f"templates: {s.templates_dir}",
-        f"  quiet:     {s.quiet_hours or 'none'} (customer's local time), "
-        f"default zone {s.default_timezone}",
-    ]
-    if isinstance(sms, Console) and s.sms.provider == "aliyun":
-        lines.append(
-            "  sms:       console (no Alibaba Cloud credentials: set "
-            "CAREBOT_ALIYUN__ACCESS_KEY_ID, CAREBOT_ALIYUN__ACCESS_KEY_SECRET, "
-            "CAREBOT_ALIYUN__SIGN_NAME)"
-        )
-    elif isinstance(sms, Console):
-        lines.append(
-            "  sms:       console (no Twilio credentials: set CAREBOT_TWILIO__ACCOUNT_SID, "
-            "CAREBOT_TWILIO__AUTH_TOKEN, CAREBOT_TWILIO__FROM_NUMBER)"
-        )
-    elif s.sms.provider == "aliyun":
-        lines.append(f"  sms:       aliyun ({s.aliyun.endpoint}, signature {s.aliyun.sign_name})")
-        unmapped = _rules_without_aliyun_template(runtime)
-        if unmapped:
-            lines.append(
-                f"             {len(unmapped)} SMS rule(s) name no approved template "
-                f"(send.aliyun) and will fail: {', '.join(unmapped)}; see `carebot validate`"
-            )
-    else:
-        lines.append(f"  sms:       twilio ({s.twilio.base_url or 'api.twilio.com'})")
-    if isinstance(email, Console):
-        lines.append(
-            "  email:     console (no SMTP server: set CAREBOT_SMTP__HOST and CAREBOT_SMTP__SENDER)"
-        )
-    else:
-        lines.append(f"  email:     smtp ({s.smtp.host}:{s.smtp.port})")
-    if s.webhooks.carebot_secret is None or not s.webhooks.carebot_secret.get_secret_value():
-        lines.append(
-            "  webhooks:  secret generated and kept in the database; "
-            "`carebot sign FILE` signs a request with it"
-        )
-    return "\n".join(lines)
-
-
-def _rules_without_aliyun_template(runtime: Runtime) -> list[str]:
-    from carebot.rulebook.schema import Audience, ChannelChoice
-
-    return [
-        rule.id
-        for rule in runtime.rules().rules
-        if rule.send.aliyun is None
-        and rule.audience != Audience.MERCHANT
-        and rule.send.channel != ChannelChoice.EMAIL
-    ]
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from carebot.daemon import Daemon
-    from carebot.logs import configure_logging
-    from carebot.runtime import build_runtime
-
-    settings = _settings(args)
-    configure_logging(args.log_level, args.log_format or settings.log_format)
-    _require_rules_dir(settings.rules_dir)
-    _require_free_port(settings.http.host, settings.http.port)
-    db = _database(settings)
-    runtime = build_runtime(settings, db=db)
-    if runtime.db.dialect == "sqlite":
-        runtime.db.upgrade()  # the embedded default looks after itself
-    elif runtime.db.pending_migrations():
-        # Several daemons share a server database: migrating is the operator's explicit step.
-        raise CarebotError("the database schema is not current: run `carebot db upgrade` first")
-    print(_banner(runtime), flush=True)
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        runner.run(Daemon(runtime).serve())
-    return 0
-
-
-def _require_rules_dir(rules_dir: Path) -> None:
-    if not rules_dir.is_dir():
-        raise CarebotError(
-            f"rules folder {rules_dir} not found: run `carebot init` to write starter rules,"
-            " templates and config here, or set CAREBOT_RULES_DIR"
-        )
-
-
-def _require_free_port(host: str, port: int) -> None:
-    """Fail before anything starts when another process listens on the daemon's address."""
-    import socket
-
-    if port == 0:
-        return
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        raise PortInUseError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another carebot"
-            " running? set CAREBOT_HTTP__PORT for a second one)"
-        ) from exc
-
-
-def _database(settings: Settings) -> Database:
-    """The configured database, checked to be reachable (``StoreError`` otherwise)."""
-    from carebot.store.database import Database
-
-    db = Database(settings.database_url)
-    db.check()
-    return db
-
-
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (``uvicorn[standard]`` brings it), as uvicorn would pick."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-
-    settings = _settings(args)
-    db = _database(settings)
+    settings = load_settings_or_fail()
+    db = open_database(settings)
     db.upgrade()
     print(f"database at head: {db.engine.url.render_as_string(hide_password=True)}")
     return 0
@@ -187,20 +45,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from carebot.rulebook.loader import RuleLimits
-    from carebot.rulebook.validation import validate_rules
+    from carebot.rulebook.validation import CheckOptions, validate_rules
     from carebot.sandbox import RenderLimits
 
-    settings = _settings(args)
+    settings = load_settings_or_fail()
     rules_dir = Path(args.rules_dir) if args.rules_dir else settings.rules_dir
-    problems = validate_rules(
-        rules_dir,
-        settings.templates_dir,
+    options = CheckOptions(
         default_locale=settings.default_locale,
         shop_name=settings.shop_name,
         limits=RuleLimits(**settings.rules.model_dump()),
         render=RenderLimits(**settings.render.model_dump()),
         sms_provider=settings.sms.provider,
     )
+    problems = validate_rules(rules_dir, settings.templates_dir, options)
     for problem in problems:
         print(problem)
     if problems:
@@ -215,7 +72,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from carebot.preview import format_preview, preview
     from carebot.rulebook.loader import RuleLimits, load_rulebook
 
-    settings = _settings(args)
+    settings = load_settings_or_fail()
     path = Path(args.event)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -252,7 +109,7 @@ def _progress(done: int, total: int) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from carebot.simulate import format_timeline, parse_until, read_events, simulate
 
-    settings = _settings(args)
+    settings = load_settings_or_fail()
     until = parse_until(args.until) if args.until else None
     events = read_events(Path(args.events))
     show_progress = sys.stderr.isatty() and len(events) >= PROGRESS_MIN_EVENTS
@@ -269,132 +126,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from carebot.store.reports import status_summary
-
-    settings = _settings(args)
-    db = _database(settings)
-    now = datetime.now(UTC)
-    with db.transaction() as session:
-        summary = status_summary(session, now=now)
-    if args.json:
-        print(json.dumps(summary.as_json(), ensure_ascii=False))
-    else:
-        print(_status_table(summary, now))
-    return 0
-
-
-def _ago(delta: timedelta) -> str:
-    """``2d 3h``, ``3h 5m``, ``4m``: a coarse, readable duration."""
-    minutes = int(abs(delta).total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {mins}m" if hours else f"{mins}m"
-
-
-def _status_table(summary: StatusSummary, now: datetime) -> str:
-    from carebot.notifications import NotificationStatus
-
-    # An outage first: it is what an operator running ``carebot status`` needs to see.
-    outages = [
-        f"{o.provider} failing since {o.since.isoformat()} ({_ago(now - o.since)}), "
-        f"{o.waiting} waiting; last error: {o.last_error or '-'}"
-        for o in summary.outages
-    ]
-    if not summary.by_status:
-        return "\n".join([*outages, "no notifications yet"])
-    order = [str(s) for s in NotificationStatus]
-    statuses = sorted(summary.by_status, key=lambda s: (order.index(s) if s in order else 99, s))
-    width = max(len("rule"), *(len(rule) for rule in summary.by_rule))
-    columns = [max(len(s), 5) for s in statuses]
-
-    def row(label: str, counts: dict[str, int]) -> str:
-        cells = "".join(
-            f"  {counts.get(s, 0):>{w}}" for s, w in zip(statuses, columns, strict=True)
-        )
-        return f"{label:<{width}}{cells}  {sum(counts.values()):>5}"
-
-    header = "".join(f"  {s:>{w}}" for s, w in zip(statuses, columns, strict=True))
-    lines = [*outages, ""] if outages else []
-    lines.append(f"{'rule':<{width}}{header}  {'total':>5}")
-    lines += [row(rule, counts) for rule, counts in sorted(summary.by_rule.items())]
-    lines.append(row("all", summary.by_status))
-    lines.append("")
-    if summary.next_due is not None:
-        lines.append(
-            f"next due:        {summary.next_due.isoformat()}  (in {_ago(summary.next_due - now)})"
-        )
-    else:
-        lines.append("next due:        -")
-    if summary.oldest_overdue is not None:
-        late = _ago(now - summary.oldest_overdue)
-        lines.append(f"oldest overdue:  {summary.oldest_overdue.isoformat()}  ({late} late)")
-    else:
-        lines.append("oldest overdue:  -")
-    if summary.failures_by_reason:
-        lines.append("failures by reason:")
-        for reason, count in sorted(summary.failures_by_reason.items(), key=lambda i: -i[1]):
-            lines.append(f"  {count:>5}  {reason}")
-    return "\n".join(lines)
-
-
-def cmd_report_cases(args: argparse.Namespace) -> int:
-    from carebot.cli_cases import cmd_report_cases as run
-
-    return run(args, _settings(args))
-
-
-def cmd_report_feedback(args: argparse.Namespace) -> int:
-    from carebot.simulate import parse_until
-    from carebot.store.feedback import feedback_report
-
-    settings = _settings(args)
-    since = parse_until(args.since, flag="--since") if args.since else None
-    db = _database(settings)
-    with db.transaction() as session:
-        report = feedback_report(session, since=since)
-    if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
-    else:
-        print(_feedback_table(report.as_json()))
-    return 0
-
-
-def _feedback_table(data: dict[str, Any]) -> str:
-    """Scores, categories and products as plain text; the most complained-about product first."""
-    if not data["replies"]:
-        return "no feedback yet"
-    average = data["average_score"]
-    lines = [
-        f"replies: {data['replies']}  average score: {average if average is not None else '-'}",
-        "scores:   " + "  ".join(f"{s}: {n}" for s, n in data["by_score"].items()),
-        "",
-        "by category:",
-    ]
-    for category, count in sorted(data["by_category"].items(), key=lambda i: (-i[1], i[0])):
-        lines.append(f"  {count:>5}  {category}")
-    lines += ["", "by product (most complaints first):"]
-    for product in data["by_product"]:
-        name = product["sku"] or "-"
-        title = f" {product['title']}" if product["title"] else ""
-        score = product["average_score"]
-        categories = ", ".join(f"{c} {n}" for c, n in sorted(product["by_category"].items()))
-        lines.append(
-            f"  {name}{title}: {product['replies']} repl{'y' if product['replies'] == 1 else 'ies'}"
-            f", average {score if score is not None else '-'}, {product['low_scores']} low"
-            f" (1-2); {categories}"
-        )
-    return "\n".join(lines)
-
-
 def cmd_sign(args: argparse.Namespace) -> int:
     from standardwebhooks.webhooks import Webhook
 
     from carebot.runtime import webhook_secret
 
-    settings = _settings(args)
+    settings = load_settings_or_fail()
     path = Path(args.file)
     try:
         body = path.read_bytes().decode("utf-8")
@@ -402,7 +139,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise CarebotError(f"{path}: cannot read the event file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise CarebotError(f"{path}: not UTF-8 text: {exc.reason}") from exc
-    db = _database(settings)
+    db = open_database(settings)
     db.upgrade()
     secret = webhook_secret(settings, db)
     message_id = args.id or f"msg_{uuid.uuid4().hex}"

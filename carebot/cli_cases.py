@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from carebot.cli_reports import category_counts, count_lines, product_name
 from carebot.settings import Settings
 
 __all__ = ["cases_table", "cmd_report_cases"]
@@ -53,12 +54,10 @@ def cases_table(data: dict[str, Any]) -> str:
         "",
         "by category:",
     ]
-    for category, count in sorted(data["by_category"].items(), key=lambda i: (-i[1], i[0])):
-        lines.append(f"  {count:>5}  {category}")
+    lines += count_lines(data["by_category"])
     lines += ["", "by product:"]
     for product in data["by_product"]:
-        name = product["sku"] or "-"
-        title = f" {product['title']}" if product["title"] else ""
-        categories = ", ".join(f"{c} {n}" for c, n in sorted(product["by_category"].items()))
-        lines.append(f"  {product['cases']:>5}  {name}{title}: {categories}")
+        lines.append(
+            f"  {product['cases']:>5}  {product_name(product)}: {category_counts(product)}"
+        )
     return "\n".join(lines)

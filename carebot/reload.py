@@ -17,7 +17,7 @@ from pathlib import Path
 from carebot.exceptions import Problem, RuleError
 from carebot.rendering import TemplateRenderer
 from carebot.rulebook.ruleset import RuleSet
-from carebot.rulebook.validation import check_rules
+from carebot.rulebook.validation import CheckOptions, check_rules
 from carebot.store import schedule
 from carebot.store.database import Database
 
@@ -90,15 +90,14 @@ class RulesReloader:
             return ReloadOutcome(changed=False)
         self._seen = current
         self.renderer.reload()
-        loaded, problems = check_rules(
-            self.rules.rules_dir,
-            self.templates_dir,
+        options = CheckOptions(
             default_locale=self.default_locale,
             shop_name=self.shop_name,
             limits=self.rules.limits,
             render=self.renderer.limits,
             sms_provider=self.sms_provider,
         )
+        loaded, problems = check_rules(self.rules.rules_dir, self.templates_dir, options)
         if problems:
             self.rules.last_error = RuleError(problems)
             for problem in problems:

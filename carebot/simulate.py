@@ -330,31 +330,38 @@ def format_timeline(records: list[SimulationRecord]) -> str:
 
     Times are the customer's local time; recipients and names are masked.
     """
-    from carebot.masking import mask_recipient
-
     groups: dict[str | None, list[SimulationRecord]] = {}
     for record in records:
         groups.setdefault(record.order_id, []).append(record)
-    blocks = []
-    for order_id, group in groups.items():
-        customer = next((r.customer for r in group if r.customer), None)
-        header = f"order {order_id}" if order_id else "no order"
-        if customer:
-            header += f" · customer {customer}"
-        lines = [f"{header} · {len(group)} notification(s)"]
-        for r in group:
-            when = r.sent_at or r.due_at
-            first_line = (r.body or "").strip().splitlines()[0] if (r.body or "").strip() else ""
-            if len(first_line) > FIRST_LINE_CHARS:
-                first_line = first_line[: FIRST_LINE_CHARS - 1] + "…"
-            to = mask_recipient(r.to) if r.to else "-"
-            reason = f"  ({r.reason})" if r.reason and r.status != "sent" else ""
-            lines.append(
-                f"  {_clock(when)}  {r.status:<10} {r.channel:<5} {to:<18} {r.rule:<14} "
-                f"{first_line}{reason}".rstrip()
-            )
-        blocks.append("\n".join(lines))
+    blocks = [_timeline_block(order_id, group) for order_id, group in groups.items()]
     return "\n\n".join(blocks) if blocks else "no notifications"
+
+
+def _timeline_block(order_id: str | None, group: list[SimulationRecord]) -> str:
+    """One order's header and its notifications, one line each."""
+    customer = next((r.customer for r in group if r.customer), None)
+    header = f"order {order_id}" if order_id else "no order"
+    if customer:
+        header += f" · customer {customer}"
+    lines = [f"{header} · {len(group)} notification(s)"]
+    lines += [_timeline_line(r) for r in group]
+    return "\n".join(lines)
+
+
+def _timeline_line(r: SimulationRecord) -> str:
+    """When, status, channel, masked recipient, rule, and the first line of the message."""
+    from carebot.masking import mask_recipient
+
+    when = r.sent_at or r.due_at
+    first_line = (r.body or "").strip().splitlines()[0] if (r.body or "").strip() else ""
+    if len(first_line) > FIRST_LINE_CHARS:
+        first_line = first_line[: FIRST_LINE_CHARS - 1] + "…"
+    to = mask_recipient(r.to) if r.to else "-"
+    reason = f"  ({r.reason})" if r.reason and r.status != "sent" else ""
+    return (
+        f"  {_clock(when)}  {r.status:<10} {r.channel:<5} {to:<18} {r.rule:<14} "
+        f"{first_line}{reason}".rstrip()
+    )
 
 
 def _clock(iso: str) -> str:

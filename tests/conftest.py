@@ -122,7 +122,7 @@ def _admin_execute(admin_url: str, *statements: str) -> None:
     url = admin_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url, autocommit=True) as connection:
         for statement in statements:
-            connection.execute(statement)  # type: ignore[arg-type]
+            connection.execute(statement)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -27,9 +27,10 @@ from darabonba.runtime import RuntimeOptions
 from Tea.exceptions import TeaException
 
 from carebot.channels._aliyun import error_for_code, fit_param
+from carebot.channels._provider import http_error, log_accepted
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
 from carebot.exceptions import ChannelError, ConfigError, ExpressionError
-from carebot.masking import mask_phone, mask_text
+from carebot.masking import mask_text
 from carebot.rulebook.expressions import render_value
 from carebot.rulebook.schema import Rulebook
 
@@ -94,16 +95,7 @@ class AliyunSMS(Channel):
         request = self._request(message)
         async with self._semaphore:
             receipt = await asyncio.to_thread(self._send_blocking, request)
-        logger.info(
-            "sms accepted by aliyun",
-            extra={
-                "action": "sms_accepted",
-                "notification_id": message.notification_id,
-                "to": mask_phone(message.to),
-                "provider_id": receipt.provider_id,
-                "template_code": request.template_code,
-            },
-        )
+        log_accepted(logger, "aliyun", message, receipt, template_code=request.template_code)
         return receipt
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
@@ -201,6 +193,6 @@ def _http_error(exc: ClientException | ServerException) -> ChannelError:
     code = str(exc.code)
     status = exc.status_code or 0
     description = f"aliyun {code}: {mask_text(str(exc.message))}"
-    if status >= 500 or status == 429 or code.startswith("Throttling"):
-        return ChannelError(description, retryable=True, code=code)
-    return ChannelError(description, retryable=False, code=code)
+    return http_error(
+        description, status=status, code=code, throttled=code.startswith("Throttling")
+    )

@@ -16,9 +16,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from carebot.channels._provider import http_error, log_accepted
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
 from carebot.exceptions import ChannelError, ConfigError
-from carebot.masking import mask_phone, mask_text
+from carebot.masking import mask_text
 
 if TYPE_CHECKING:
     from carebot.settings import TwilioSettings
@@ -142,16 +143,7 @@ class TwilioSMS(Channel):
             status=str(created.status) if created.status else "queued",
             segments=_int_or_none(created.num_segments),
         )
-        logger.info(
-            "sms accepted by twilio",
-            extra={
-                "action": "sms_accepted",
-                "notification_id": message.notification_id,
-                "to": mask_phone(message.to),
-                "provider_id": receipt.provider_id,
-                "provider_status": receipt.status,
-            },
-        )
+        log_accepted(logger, "twilio", message, receipt, provider_status=receipt.status)
         return receipt
 
     async def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendReceipt | None:
@@ -198,17 +190,15 @@ def _rest_error(
         text = str(exc.msg).removeprefix("Unable to create record: ")
     # Twilio quotes the number back ("The 'To' number 5551234567 is not valid"): mask it.
     description = f"twilio {code}: {mask_text(text)} (HTTP {status})"
-    if status == 429 or status >= 500:
-        # A 500 or a gateway's 502/504 may come after Twilio created the message; a 503 or
-        # a 429 is a refusal at the door.
-        return ChannelError(
-            description,
-            retryable=True,
-            code=code,
-            retry_after=retry_after,
-            maybe_accepted=status in (500, 502, 504),
-        )
-    return ChannelError(description, retryable=False, code=code)
+    # A 500 or a gateway's 502/504 may come after Twilio created the message; a 503 or a 429
+    # is a refusal at the door.
+    return http_error(
+        description,
+        status=status,
+        code=code,
+        retry_after=retry_after,
+        maybe_accepted=status in (500, 502, 504),
+    )
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

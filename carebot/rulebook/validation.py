@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from carebot.channels._aliyun import param_problem
@@ -23,7 +24,7 @@ from carebot.rulebook.windows import parse_duration
 from carebot.sandbox import DEFAULT_RENDER_LIMITS, RenderLimits
 from carebot.segments import count_segments
 
-__all__ = ["channel_kinds", "check_rules", "validate_rules"]
+__all__ = ["CheckOptions", "channel_kinds", "check_rules", "validate_rules"]
 
 _KINDS: dict[ChannelChoice, tuple[ChannelKind, ...]] = {
     ChannelChoice.SMS: (ChannelKind.SMS,),
@@ -39,56 +40,46 @@ def channel_kinds(choice: ChannelChoice) -> tuple[ChannelKind, ...]:
     return _KINDS[choice]
 
 
-def check_rules(
-    rules_dir: Path,
-    templates_dir: Path,
-    *,
-    default_locale: str,
-    shop_name: str | None = None,
-    limits: RuleLimits = DEFAULT_RULE_LIMITS,
-    render: RenderLimits = DEFAULT_RENDER_LIMITS,
-    sms_provider: str = "twilio",
-) -> tuple[LoadResult, list[Problem]]:
-    """Load the rules and check them; the load (for a reload to apply) and every problem.
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to check a rules folder (``carebot validate`` and a reload take them from settings).
 
     ``shop_name`` (the configured one) makes SMS segment counts match what customers get;
     with ``sms_provider`` ``aliyun`` every SMS rule needs its approved template (``send.aliyun``).
     """
-    loaded = read_rules(rules_dir, limits=limits)
+
+    default_locale: str
+    shop_name: str | None = None
+    limits: RuleLimits = DEFAULT_RULE_LIMITS
+    render: RenderLimits = DEFAULT_RENDER_LIMITS
+    sms_provider: str = "twilio"
+
+
+def check_rules(
+    rules_dir: Path, templates_dir: Path, options: CheckOptions
+) -> tuple[LoadResult, list[Problem]]:
+    """Load the rules and check them; the load (for a reload to apply) and every problem."""
+    loaded = read_rules(rules_dir, limits=options.limits)
     problems = set(loaded.problems)
     renderer = TemplateRenderer(
-        templates_dir=templates_dir, default_locale=default_locale, strict=True, limits=render
+        templates_dir=templates_dir,
+        default_locale=options.default_locale,
+        strict=True,
+        limits=options.render,
     )
-    checker = _TemplateChecker(renderer, default_locale, shop_name)
+    checker = _TemplateChecker(renderer, options.default_locale, options.shop_name)
     for rule in loaded.rulebook.rules:
         source = loaded.sources[rule.id]
         problems.update(_check_expressions(rule, source))
         problems.update(checker.check(rule, source))
-        if sms_provider == "aliyun":
+        if options.sms_provider == "aliyun":
             problems.update(_check_aliyun(rule, source))
     return loaded, sorted(problems, key=lambda p: (p.path, p.line, p.col, p.message))
 
 
-def validate_rules(
-    rules_dir: Path,
-    templates_dir: Path,
-    *,
-    default_locale: str,
-    shop_name: str | None = None,
-    limits: RuleLimits = DEFAULT_RULE_LIMITS,
-    render: RenderLimits = DEFAULT_RENDER_LIMITS,
-    sms_provider: str = "twilio",
-) -> list[Problem]:
+def validate_rules(rules_dir: Path, templates_dir: Path, options: CheckOptions) -> list[Problem]:
     """Load the rules and check every condition, delay and template against sample data."""
-    return check_rules(
-        rules_dir,
-        templates_dir,
-        default_locale=default_locale,
-        shop_name=shop_name,
-        limits=limits,
-        render=render,
-        sms_provider=sms_provider,
-    )[1]
+    return check_rules(rules_dir, templates_dir, options)[1]
 
 
 def _check_aliyun(rule: Rule, source: RuleSource) -> Iterator[Problem]:

@@ -269,6 +269,37 @@ def _fulfillment_event(data: dict[str, Any], headers: Mapping[str, str]) -> list
     ]
 
 
+# Where an order topic's time is read, first found first.
+_ORDER_TIMES = {
+    "orders/create": ("created_at", "processed_at"),
+    "orders/cancelled": ("cancelled_at", "updated_at"),
+}
+_ORDER_TIMES_DEFAULT = ("updated_at", "processed_at", "created_at")
+
+
+def _order_event(data: dict[str, Any], headers: Mapping[str, str], topic: str) -> list[Event]:
+    """The event of an ``orders/*`` delivery; ``orders/fulfilled`` brings its latest parcel."""
+    order = _order(data)
+    occurred = _occurred_at(data, headers, *_ORDER_TIMES.get(topic, _ORDER_TIMES_DEFAULT))
+    shipment = None
+    if topic == "orders/fulfilled":
+        fulfillment = _latest_fulfillment(data)
+        if fulfillment is None and isinstance(data.get("fulfillments"), list):
+            listed = data["fulfillments"]
+            if any(isinstance(f, dict) and not is_live(f) for f in listed):
+                return []  # every fulfillment was cancelled or failed: nothing shipped
+        shipment = _shipment(fulfillment, order.id) if fulfillment else None
+    return [
+        Event(
+            id=_event_id(headers, topic, f"{order.id}:{occurred.isoformat()}"),
+            type=_ORDER_TOPICS[topic],
+            occurred_at=occurred,
+            order=order,
+            shipment=shipment,
+        )
+    ]
+
+
 def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
     """The canonical events of one Shopify delivery; ``SourceError`` when it cannot be mapped."""
     topic = (header(headers, TOPIC_HEADER) or "").lower()
@@ -278,29 +309,7 @@ def map_webhook(headers: Mapping[str, str], payload: Any) -> list[Event]:
         raise SourceError(f"unsupported Shopify topic {topic!r}")
     data = as_dict(payload, "Shopify payload")
     if topic in _ORDER_TOPICS:
-        order = _order(data)
-        when = {
-            "orders/create": ("created_at", "processed_at"),
-            "orders/cancelled": ("cancelled_at", "updated_at"),
-        }.get(topic, ("updated_at", "processed_at", "created_at"))
-        occurred = _occurred_at(data, headers, *when)
-        shipment = None
-        if topic == "orders/fulfilled":
-            fulfillment = _latest_fulfillment(data)
-            if fulfillment is None and isinstance(data.get("fulfillments"), list):
-                listed = data["fulfillments"]
-                if any(isinstance(f, dict) and not is_live(f) for f in listed):
-                    return []  # every fulfillment was cancelled or failed: nothing shipped
-            shipment = _shipment(fulfillment, order.id) if fulfillment else None
-        return [
-            Event(
-                id=_event_id(headers, topic, f"{order.id}:{occurred.isoformat()}"),
-                type=_ORDER_TOPICS[topic],
-                occurred_at=occurred,
-                order=order,
-                shipment=shipment,
-            )
-        ]
+        return _order_event(data, headers, topic)
     if topic == "fulfillment_events/create":
         return _fulfillment_event(data, headers)
     order_id = id_text(data.get("order_id"), "order_id")

@@ -26,11 +26,12 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo
+
+from carebot.testing._http import LocalHTTPServer, LocalServer
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
@@ -80,7 +81,7 @@ def canonical_request(
     )
 
 
-class FakeAliyunServer:
+class FakeAliyunServer(LocalServer):
     """A threaded HTTP server on 127.0.0.1 that answers like dysmsapi's ``SendSms``."""
 
     def __init__(
@@ -89,6 +90,7 @@ class FakeAliyunServer:
         access_key_id: str = DEFAULT_ACCESS_KEY_ID,
         access_key_secret: str = DEFAULT_ACCESS_KEY_SECRET,
     ) -> None:
+        super().__init__(_Handler, name="fake-aliyun")
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self._lock = threading.Lock()
@@ -97,37 +99,12 @@ class FakeAliyunServer:
         self._answers: list[str] = []
         self._nonces: set[str] = set()
         self.lookups = 0
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeAliyunServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeAliyunServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
         """``host:port``, for ``CAREBOT_ALIYUN__ENDPOINT`` (with protocol ``http``)."""
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        host, port = self.address
+        return f"{host}:{port}"
 
     def script(self, replies: Iterable[Reply]) -> None:
         with self._lock:
@@ -260,14 +237,14 @@ def _checked(params: dict[str, str]) -> Reply | None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: ThreadingHTTPServer
+    server: LocalHTTPServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
-        fake: FakeAliyunServer = self.server.fake  # type: ignore[attr-defined]
+        fake: FakeAliyunServer = self.server.fake
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -292,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = fake._answer(dict(query))
         if reply.delay:
-            fake._stopping.wait(reply.delay)
+            fake.stopping.wait(reply.delay)
         if reply.code == "OK":
             biz = f"{int(time.time() * 1000)}^{uuid.uuid4().int % 10**10}"
             self._json(200, {"Code": "OK", "Message": "OK", "BizId": biz})

@@ -20,19 +20,15 @@ import binascii
 import contextlib
 import json
 import re
-import socket
-import sys
 import threading
-import time
-import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs
+
+from carebot.testing import _twilio_api as api
+from carebot.testing._http import LocalHTTPServer, LocalServer
 
 __all__ = ["DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN", "FakeTwilioServer", "Reply"]
 
@@ -40,18 +36,6 @@ DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "test-token"
 
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
-
-# Twilio's generic error codes for plain HTTP failures.
-_DEFAULT_ERRORS: dict[int, tuple[int, str]] = {
-    400: (20001, "Bad request"),
-    401: (20003, "Authenticate"),
-    403: (20403, "Forbidden"),
-    404: (20404, "The requested resource was not found"),
-    405: (20004, "Method not allowed"),
-    429: (20429, "Too Many Requests"),
-    500: (20500, "Internal Server Error"),
-    503: (20503, "Service Unavailable"),
-}
 
 
 @dataclass(frozen=True)
@@ -72,7 +56,7 @@ class Reply:
     raw_body: str | None = None
 
 
-class FakeTwilioServer:
+class FakeTwilioServer(LocalServer):
     """A threaded HTTP server on 127.0.0.1 that answers like Twilio's Messages API.
 
     Once the script is used up it answers 201 with a queued message. ``latency`` delays every
@@ -87,6 +71,7 @@ class FakeTwilioServer:
         auth_token: str = DEFAULT_AUTH_TOKEN,
         latency: float = 0.0,
     ) -> None:
+        super().__init__(_Handler, name="fake-twilio", server_class=_Server)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = latency
@@ -104,67 +89,12 @@ class FakeTwilioServer:
         self._lookups_refused: int | None = None
         self._in_flight = 0
         self._max_in_flight = 0
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilioServer:
-        """Bind a free port and serve in a background thread; returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("FakeTwilioServer is already running")
-        self._stopping.clear()
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.fake = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-twilio",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; requests still being delayed are dropped without an answer."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            # Kept-alive client connections would otherwise keep being served after stop.
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> FakeTwilioServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``, for ``TwilioSettings.base_url``."""
-        if self._httpd is None:
-            raise RuntimeError("FakeTwilioServer is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self.address
+        return f"http://{host}:{port}"
 
     # -- scripting and inspection -------------------------------------------------------------
 
@@ -245,13 +175,6 @@ class FakeTwilioServer:
 
     # -- called from handler threads ----------------------------------------------------------
 
-    def _register(self, conn: socket.socket, *, open_: bool) -> None:
-        with self._lock:
-            if open_:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
     def _receive(self, fields: dict[str, str]) -> Reply:
         with self._lock:
             self._requests.append(fields)
@@ -275,7 +198,7 @@ class FakeTwilioServer:
     def _answered(self, fields: dict[str, str]) -> dict[str, Any]:
         with self._lock:
             self._accepted.append(fields)
-            resource = _message_resource(self.account_sid, fields)
+            resource = api.message_resource(self.account_sid, fields)
             self._messages.append(resource)
             self._lock.notify_all()
             return resource
@@ -307,15 +230,8 @@ class FakeTwilioServer:
         return decoded == f"{self.account_sid}:{self.auth_token}"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHTTPServer):
     fake: FakeTwilioServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (its timeout fired) is part of the scenarios, not a failure.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -330,10 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.fake._register(self.connection, open_=True)
+        self.server.fake.register(self.connection, open_=True)
 
     def finish(self) -> None:
-        self.server.fake._register(self.connection, open_=False)
+        self.server.fake.register(self.connection, open_=False)
         # The client may have gone first (its timeout fired): there is nothing to flush to.
         with contextlib.suppress(OSError):
             super().finish()
@@ -349,13 +265,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         down = fake._outage(lookup=True)
         if down is not None:
-            self._error(down, *_DEFAULT_ERRORS.get(down, (down, "Error")))
+            self._error(down, *api.DEFAULT_ERRORS.get(down, (down, "Error")))
             return
         try:
-            fields = _fields(query)
+            fields = api.fields(query)
             messages = fake._list(fields)
         except ValueError:
-            self._error(400, *_DEFAULT_ERRORS[400])
+            self._error(400, *api.DEFAULT_ERRORS[400])
             return
         uri = f"{path}?{query}" if query else path
         self._json(
@@ -379,12 +295,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         match = _MESSAGES_PATH.match(path)
         if match is None:
-            self._error(404, *_DEFAULT_ERRORS[404])
+            self._error(404, *api.DEFAULT_ERRORS[404])
             return False
         if not fake._authorized(self.headers.get("Authorization")) or (
             match["sid"] != fake.account_sid
         ):
-            self._error(401, *_DEFAULT_ERRORS[401])
+            self._error(401, *api.DEFAULT_ERRORS[401])
             return False
         return True
 
@@ -397,23 +313,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._allowed(self.path.split("?", 1)[0]):
             return
-        fields = _fields(raw.decode("utf-8"))
+        fields = api.fields(raw.decode("utf-8"))
         if not fields.get("To"):
             self._error(400, 21604, "A 'To' phone number is required.")
             return
         reply = fake._receive(fields)
         try:
             pause = fake.latency + reply.delay
-            if pause > 0 and fake._stopping.wait(pause):
+            if pause > 0 and fake.stopping.wait(pause):
                 self.close_connection = True
                 return
             if reply.status >= 300:
-                default_code, default_message = _DEFAULT_ERRORS.get(
+                default_code, default_message = api.DEFAULT_ERRORS.get(
                     reply.status, (reply.status, "Error")
                 )
                 headers = {}
                 if reply.retry_after is not None:
-                    headers["Retry-After"] = _format_seconds(reply.retry_after)
+                    headers["Retry-After"] = api.format_seconds(reply.retry_after)
                 self._error(
                     reply.status,
                     reply.code if reply.code is not None else default_code,
@@ -468,56 +384,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except OSError:
             self.close_connection = True  # the client gave up waiting
-
-
-def _fields(form: str) -> dict[str, str]:
-    """A form body or query string as one value per name (the last one given)."""
-    parsed = parse_qs(form, keep_blank_values=True)
-    return {name: values[-1] for name, values in parsed.items()}
-
-
-def _message_resource(account_sid: str, fields: dict[str, str]) -> dict[str, Any]:
-    """The JSON Twilio returns for a freshly created message."""
-    sid = "SM" + uuid.uuid4().hex
-    now = formatdate(time.time(), usegmt=False).replace("-0000", "+0000")
-    body = fields.get("Body", "")
-    uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
-    return {
-        "account_sid": account_sid,
-        "api_version": "2010-04-01",
-        "body": body,
-        "date_created": now,
-        "date_sent": None,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "error_code": None,
-        "error_message": None,
-        "from": fields.get("From"),
-        "messaging_service_sid": fields.get("MessagingServiceSid"),
-        "num_media": "0",
-        "num_segments": str(_segments(body)),
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": "queued",
-        "subresource_uris": {"media": f"{uri}/Media.json"},
-        "tags": {},
-        "to": fields.get("To"),
-        "uri": f"{uri}.json",
-    }
-
-
-def _segments(body: str) -> int:
-    """SMS segments as Twilio counts them, with ASCII standing in for the GSM-7 alphabet."""
-    if body.isascii():
-        single, part, length = 160, 153, len(body)
-    else:
-        # UCS-2: Twilio counts UTF-16 code units, 70 in one segment, 67 per part of several.
-        single, part, length = 70, 67, len(body.encode("utf-16-le")) // 2
-    if length <= single:
-        return 1
-    return -(-length // part)
-
-
-def _format_seconds(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)

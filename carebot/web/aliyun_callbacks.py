@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,6 +31,8 @@ __all__ = ["aliyun_report", "aliyun_up"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def _token_ok(runtime: Runtime, request: Request) -> bool:
     configured = runtime.settings.aliyun.callback_token
@@ -38,16 +41,23 @@ def _token_ok(runtime: Runtime, request: Request) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-async def _payload(request: Request, source: str) -> tuple[Runtime, bytes, Any] | Response:
+async def _push(
+    request: Request, source: str, parse: Callable[[Any], list[T]]
+) -> tuple[Runtime, list[T]] | Response:
+    """The runtime and the parsed push; or the answer to a wrong token or a bad body."""
     runtime = runtime_of(request)
     if not _token_ok(runtime, request):
         logger.warning("aliyun push refused", extra={"action": "aliyun_unauthorized"})
         return JSONResponse({"code": 403, "msg": "invalid push token"}, status_code=403)
     body = await read_body(request, runtime.settings.http.max_body_bytes)
     try:
-        return runtime, body, json.loads(body)
+        payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return await bad_request(runtime, source, request, body, f"body is not JSON: {exc}")
+    try:
+        return runtime, parse(payload)
+    except SourceError as exc:
+        return await bad_request(runtime, source, request, body, str(exc))
 
 
 def _apply_receipts(runtime: Runtime, receipts: list[aliyun_sms.Receipt]) -> int:
@@ -71,14 +81,10 @@ def _apply_receipts(runtime: Runtime, receipts: list[aliyun_sms.Receipt]) -> int
 
 async def aliyun_report(request: Request) -> Response:
     """``POST /aliyun/sms/report/{token}``: SmsReport, the delivery receipts."""
-    got = await _payload(request, "aliyun-report")
+    got = await _push(request, "aliyun-report", aliyun_sms.parse_receipts)
     if isinstance(got, Response):
         return got
-    runtime, body, payload = got
-    try:
-        receipts = aliyun_sms.parse_receipts(payload)
-    except SourceError as exc:
-        return await bad_request(runtime, "aliyun-report", request, body, str(exc))
+    runtime, receipts = got
     settled = await run_in_threadpool(_apply_receipts, runtime, receipts)
     logger.info(
         "aliyun receipts",
@@ -102,13 +108,9 @@ def _apply_replies(runtime: Runtime, replies: list[aliyun_sms.Reply]) -> None:
 
 async def aliyun_up(request: Request) -> Response:
     """``POST /aliyun/sms/up/{token}``: SmsUp; 退订 / TD / T opt out, other replies are events."""
-    got = await _payload(request, "aliyun-up")
+    got = await _push(request, "aliyun-up", aliyun_sms.parse_replies)
     if isinstance(got, Response):
         return got
-    runtime, body, payload = got
-    try:
-        replies = aliyun_sms.parse_replies(payload)
-    except SourceError as exc:
-        return await bad_request(runtime, "aliyun-up", request, body, str(exc))
+    runtime, replies = got
     await run_in_threadpool(_apply_replies, runtime, replies)
     return JSONResponse(aliyun_sms.ACCEPTED)

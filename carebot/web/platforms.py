@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carebot.events import Event, Order
+from carebot.events import Event, Order, Shipment
 from carebot.runtime import Runtime
 from carebot.sources import aftership, shopify, woocommerce
 from carebot.sources.signatures import verify_hmac_sha256_base64
@@ -96,29 +96,46 @@ def _join(session: Session, event: Event, *, tracking_service: bool) -> Event:
     if shipment is None or not shipment.tracking_number:
         return event
     known = lookups.shipment_by_tracking(session, shipment.tracking_number, shipment.carrier)
-    own_order = shipment.order_id or event.order_id
     if known is not None and known.id != shipment.id:
-        if (
-            own_order
-            and known.order_id
-            and own_order != known.order_id
-            and lookups.order_known(session, own_order)
-        ):
-            return event  # two stored orders claim this tracking number: leave them apart
-        provisional = (known.order_id or "").startswith(aftership.ORDER_ID_PREFIX)
-        if tracking_service:
-            stored = known.order_id is not None or (
-                own_order is not None and lookups.order_known(session, own_order)
-            )
-            return _joined(event, known.order_id or own_order, known, order_stored=stored)
-        order_id = own_order if provisional else (own_order or known.order_id)
-        fields = {"id": known.id, "order_id": order_id}
-        return event.model_copy(update={"shipment": shipment.model_copy(update=fields)})
+        return _join_known(session, event, shipment, known, tracking_service=tracking_service)
     if known is not None or event.order is None or not tracking_service:
         return event
-    order_id = event.order.id if lookups.order_known(session, event.order.id) else None
-    if order_id is None and event.order.number:
-        order_id = lookups.order_id_by_number(session, event.order.number)
+    return _join_untracked(session, event, event.order)
+
+
+def _join_known(
+    session: Session,
+    event: Event,
+    shipment: Shipment,
+    known: lookups.KnownShipment,
+    *,
+    tracking_service: bool,
+) -> Event:
+    """``event``'s ``shipment`` is one carebot stores under another id: use that one."""
+    own_order = shipment.order_id or event.order_id
+    if (
+        own_order
+        and known.order_id
+        and own_order != known.order_id
+        and lookups.order_known(session, own_order)
+    ):
+        return event  # two stored orders claim this tracking number: leave them apart
+    provisional = (known.order_id or "").startswith(aftership.ORDER_ID_PREFIX)
+    if tracking_service:
+        stored = known.order_id is not None or (
+            own_order is not None and lookups.order_known(session, own_order)
+        )
+        return _joined(event, known.order_id or own_order, known, order_stored=stored)
+    order_id = own_order if provisional else (own_order or known.order_id)
+    fields = {"id": known.id, "order_id": order_id}
+    return event.model_copy(update={"shipment": shipment.model_copy(update=fields)})
+
+
+def _join_untracked(session: Session, event: Event, order: Order) -> Event:
+    """A tracking service's new parcel for an order carebot knows: its untracked shipment."""
+    order_id = order.id if lookups.order_known(session, order.id) else None
+    if order_id is None and order.number:
+        order_id = lookups.order_id_by_number(session, order.number)
     if order_id is None:
         return event  # an order carebot does not know: this creates it
     return _joined(event, order_id, lookups.untracked_shipment(session, order_id))

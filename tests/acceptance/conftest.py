@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -27,6 +28,20 @@ from carebot.testing.twilio_server import (
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def rules_without_max_event_age(tmp_path: Path) -> Path:
+    """A copy of the sample rules in ``tmp_path/rules`` without their ``max_event_age`` lines.
+
+    Vendors' sample payloads are dated years ago: the sample rules would rightly call them stale.
+    """
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    for path in rules.glob("*.yaml"):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.lstrip().startswith("max_event_age:")]
+        path.write_text("".join(kept), encoding="utf-8")
+    return rules
 
 
 def free_port() -> int:

@@ -91,9 +91,10 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
     assert after_last_kill <= SEND_LEASE + 60, f"the last message came {after_last_kill:.0f} s late"
 
     def all_sent() -> bool:
-        return daemon.query("select count(*) from notifications where status = 'sent'") == [
-            (SHIPMENTS,)
-        ]
+        sent: list[tuple[int]] = daemon.query(
+            "select count(*) from notifications where status = 'sent'"
+        )
+        return sent == [(SHIPMENTS,)]
 
     assert wait_until(all_sent, timeout=30), daemon.query(
         "select status, count(*) from notifications group by status"

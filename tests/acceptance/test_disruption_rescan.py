@@ -14,9 +14,10 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _at_risk(daemon: Any) -> list[tuple[Any, ...]]:
-    return daemon.query(
+    rows: list[tuple[Any, ...]] = daemon.query(
         "select order_id, status from notifications where rule_id = 'shipment-at-risk'"
     )
+    return rows
 
 
 def test_a_declared_disruption_schedules_the_at_risk_warning_within_a_tick(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,13 @@ from twilio.request_validator import RequestValidator
 from carebot.sources.signatures import hmac_sha256_base64
 from carebot.testing.twilio_server import FakeTwilioServer
 
-from .conftest import REPO, shipped_event, smtp_env, twilio_env, wait_until
+from .conftest import (
+    rules_without_max_event_age,
+    shipped_event,
+    smtp_env,
+    twilio_env,
+    wait_until,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
 SHOPIFY_SECRET = "shopify-app-secret"
@@ -54,12 +59,7 @@ def test_shopify_samples_produce_the_shipped_email_at_the_smtp_server(
 ) -> None:
     # The vendor's samples are dated 2021: the sample rules' max_event_age would rightly call
     # them stale, so this test (about the mapping) runs the rules without it.
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
-    for path in rules.glob("*.yaml"):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if not line.lstrip().startswith("max_event_age:")]
-        path.write_text("".join(kept), encoding="utf-8")
+    rules = rules_without_max_event_age(tmp_path)
     daemon = daemon_factory(CAREBOT_RULES_DIR=str(rules), **_env(twilio_server, smtp_server))
     daemon.start()
     assert _shopify(daemon, "orders/create", "shopify_orders_create.json", "e-1").status_code == 202

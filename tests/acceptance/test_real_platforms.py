@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,15 @@ from twilio.request_validator import RequestValidator
 from carebot.sources.signatures import hmac_sha256_base64
 from carebot.testing.twilio_server import DEFAULT_AUTH_TOKEN, FakeTwilioServer
 
-from .conftest import REPO, DaemonProcess, shipped_event, smtp_env, twilio_env, wait_until
+from .conftest import (
+    REPO,
+    DaemonProcess,
+    rules_without_max_event_age,
+    shipped_event,
+    smtp_env,
+    twilio_env,
+    wait_until,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real_platforms"
 SHOPIFY_SECRET = "shpss_real-platforms"
@@ -39,16 +46,11 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 def _rules(tmp_path: Path) -> Path:
     """The sample rules, the shipped rule's wait cut to ``WAIT`` seconds, no ``max_event_age``."""
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
+    rules = rules_without_max_event_age(tmp_path)
     shipping = rules / "shipping.yaml"
     text = shipping.read_text(encoding="utf-8")
     assert "wait_up_to: 30m" in text
     shipping.write_text(text.replace("wait_up_to: 30m", f"wait_up_to: {WAIT}s"), "utf-8")
-    for path in rules.glob("*.yaml"):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if not line.lstrip().startswith("max_event_age:")]
-        path.write_text("".join(kept), encoding="utf-8")
     return rules
 
 

@@ -14,7 +14,7 @@ from support.core import MESSAGE_TEMPLATES, RULES, insert, migrated_database, no
 from carebot.channels import ChannelKind, MemoryChannel
 from carebot.clock import VirtualClock
 from carebot.rendering import RenderLimits
-from carebot.rulebook.validation import validate_rules
+from carebot.rulebook.validation import CheckOptions, validate_rules
 from carebot.runtime import build_runtime
 from carebot.settings import RenderSettings, Settings
 
@@ -74,8 +74,7 @@ def test_validate_reports_a_template_past_its_budget_with_its_place(tmp_path: Pa
     problems = validate_rules(
         RULES,
         _templates(tmp_path, slower),
-        default_locale="zh-CN",
-        render=RenderLimits(timeout_seconds=2.0),
+        CheckOptions(default_locale="zh-CN", render=RenderLimits(timeout_seconds=2.0)),
     )
     slow = [p for p in problems if p.path.endswith("shipped.sms.j2")]
     assert slow, problems

@@ -52,8 +52,8 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         rules_dir=RULES,
         templates_dir=MESSAGE_TEMPLATES,
         quiet_hours="none",
-        webhooks=WebhookSettings(kuaidi100_salt=SALT),  # type: ignore[arg-type]
-        aliyun=AliyunSettings(callback_token=TOKEN),  # type: ignore[arg-type]
+        webhooks=WebhookSettings(kuaidi100_salt=SALT),
+        aliyun=AliyunSettings(callback_token=TOKEN),
     )
     db = migrated_database(tmp_path / "carebot.db")
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}

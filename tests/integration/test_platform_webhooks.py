@@ -79,11 +79,11 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         public_url=PUBLIC_URL,
         shop_name="测试小店",
         webhooks=WebhookSettings(
-            shopify_secret=SHOPIFY_SECRET,  # type: ignore[arg-type]
-            woocommerce_secret=WOO_SECRET,  # type: ignore[arg-type]
-            aftership_secret=AFTERSHIP_SECRET,  # type: ignore[arg-type]
+            shopify_secret=SHOPIFY_SECRET,
+            woocommerce_secret=WOO_SECRET,
+            aftership_secret=AFTERSHIP_SECRET,
         ),
-        twilio=TwilioSettings(auth_token=TWILIO_TOKEN),  # type: ignore[arg-type]
+        twilio=TwilioSettings(auth_token=TWILIO_TOKEN),
     )
     db = migrated_database(db_path)
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}

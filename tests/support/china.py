@@ -28,7 +28,7 @@ def kuaidi100_push(
     com: str = "shunfeng",
 ) -> dict[str, Any]:
     """The documented push with ``state``: the new checkpoint on top of the older fixture ones."""
-    push = copy.deepcopy(fixture("kuaidi100_push_intransit.json"))
+    push: dict[str, Any] = copy.deepcopy(fixture("kuaidi100_push_intransit.json"))
     last = push["lastResult"]
     last.update(state=state, nu=nu, com=com, ischeck="1" if state == "3" else "0")
     checkpoint: dict[str, Any] = {"time": ftime, "ftime": ftime, "context": context}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carebot.rulebook.validation import validate_rules
+from carebot.rulebook.validation import CheckOptions, validate_rules
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "message_templates"
@@ -59,7 +59,9 @@ def problems(tmp_path: Path, provider: str) -> list[str]:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "china.yaml").write_text(RULES, encoding="utf-8")
-    found = validate_rules(rules, TEMPLATES, default_locale="zh-CN", sms_provider=provider)
+    found = validate_rules(
+        rules, TEMPLATES, CheckOptions(default_locale="zh-CN", sms_provider=provider)
+    )
     return [str(p) for p in found]
 
 
@@ -99,6 +101,6 @@ def test_a_reserved_or_malformed_variable_name_is_a_schema_error(tmp_path: Path)
         "    send: {channel: sms, template: shipped, aliyun: {code: '123', params: {}}}\n",
         encoding="utf-8",
     )
-    found = [str(p) for p in validate_rules(rules, TEMPLATES, default_locale="zh-CN")]
+    found = [str(p) for p in validate_rules(rules, TEMPLATES, CheckOptions(default_locale="zh-CN"))]
     assert any("mobile" in p and "does not allow" in p for p in found)
     assert any("SMS_" in p for p in found)

@@ -6,7 +6,9 @@ what databases written before hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import DateTime
@@ -15,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carebot.store.types import UTCDateTime
 
 SQLITE = sqlite.dialect()
+POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
 SHANGHAI = timezone(timedelta(hours=8))
 
 
@@ -42,7 +45,9 @@ def test_sqlite_binds_datetime_storage_text_of_the_utc_instant(instant: datetime
 
 
 def test_a_naive_instant_is_refused_and_none_stays_none() -> None:
-    process = UTCDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    process: Callable[[datetime | None], Any] | None = (
+        UTCDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    )
     assert process is not None
     assert process(None) is None
     with pytest.raises(ValueError, match="naive"):
@@ -50,9 +55,7 @@ def test_a_naive_instant_is_refused_and_none_stays_none() -> None:
 
 
 def test_postgresql_keeps_the_aware_utc_instant() -> None:
-    process = UTCDateTime().bind_processor(postgresql.dialect())
+    process = UTCDateTime().bind_processor(POSTGRESQL)
     value = datetime(2026, 11, 23, 17, 0, tzinfo=SHANGHAI)
-    bound = (
-        process(value) if process else UTCDateTime().process_bind_param(value, postgresql.dialect())
-    )
+    bound = process(value) if process else UTCDateTime().process_bind_param(value, POSTGRESQL)
     assert bound == value and bound.tzinfo == UTC

@@ -10,7 +10,7 @@ import pytest
 
 from carebot.exceptions import Problem
 from carebot.rulebook.samples import sample_context
-from carebot.rulebook.validation import validate_rules
+from carebot.rulebook.validation import CheckOptions, validate_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,9 @@ def write(path: Path, text: str) -> None:
 
 
 def validate(shop: Path) -> list[Problem]:
-    return validate_rules(shop / "rules", shop / "message_templates", default_locale="zh-CN")
+    return validate_rules(
+        shop / "rules", shop / "message_templates", CheckOptions(default_locale="zh-CN")
+    )
 
 
 def places(problems: list[Problem]) -> list[tuple[str, int]]:
@@ -37,7 +39,9 @@ def places(problems: list[Problem]) -> list[tuple[str, int]]:
 
 
 def test_the_shipped_rules_and_templates_validate_clean() -> None:
-    problems = validate_rules(ROOT / "rules", ROOT / "message_templates", default_locale="zh-CN")
+    problems = validate_rules(
+        ROOT / "rules", ROOT / "message_templates", CheckOptions(default_locale="zh-CN")
+    )
     assert problems == []
 
 

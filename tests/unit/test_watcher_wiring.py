@@ -24,7 +24,7 @@ def test_stall_times_and_the_interval_come_from_the_environment(
     monkeypatch.setenv("CAREBOT_WATCHERS__STALL_AFTER_HOURS", "36")
     monkeypatch.setenv("CAREBOT_WATCHERS__CARRIER_STALL_HOURS", '{"SF Express": 24, "YTO": 72}')
     monkeypatch.setenv("CAREBOT_WATCHERS__INTERVAL_MINUTES", "5")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     watchers = build_watchers(settings=settings, db=Database(f"sqlite:///{tmp_path / 'w.db'}"))
     stalled = next(w for w in watchers if isinstance(w, StalledShipments))
     assert stalled.threshold("SF Express") == timedelta(hours=24)
@@ -41,7 +41,7 @@ def test_a_non_positive_carrier_stall_time_is_a_configuration_error(
 ) -> None:
     monkeypatch.setenv("CAREBOT_WATCHERS__CARRIER_STALL_HOURS", '{"SF Express": 0}')
     with pytest.raises(ValueError, match="SF Express"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_the_daemon_runs_each_watcher_as_one_fixed_interval_job(tmp_path: Path) -> None:
