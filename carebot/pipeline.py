@@ -21,7 +21,7 @@ from carebot.clock import Clock
 from carebot.events import Event, EventType, Order
 from carebot.feedback import capture_reply
 from carebot.inbound import Reply, apply_reply
-from carebot.notifications import NotificationStatus
+from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.planner import Plan, Planner
 from carebot.rulebook.schema import Rulebook
 from carebot.store import consent, entities, reorders, schedule
@@ -46,6 +46,32 @@ class IngestResult:
 
 def _opted_out(session: Session, channel: str, address: str) -> bool:
     return consent.is_opted_out(session, channel=channel, address=address)
+
+
+def _recorded(session: Session, events: list[Event], now: datetime) -> list[Event]:
+    """The derived events stored now: one already stored (a repeat) is not planned again."""
+    return [
+        follow
+        for follow in events
+        if entities.record_event(session, follow, source=DERIVED_SOURCE, received_at=now)
+    ]
+
+
+@dataclass
+class _Tally:
+    """What one ingest scheduled and cancelled, and the earliest due time it scheduled."""
+
+    scheduled: int = 0
+    cancelled: int = 0
+    earliest: datetime | None = None
+
+    def count(self, inserted: list[PlannedNotification]) -> None:
+        for item in inserted:
+            if item.status != NotificationStatus.SCHEDULED:
+                continue
+            self.scheduled += 1
+            if self.earliest is None or item.due_at < self.earliest:
+                self.earliest = item.due_at
 
 
 class Pipeline:
@@ -76,8 +102,7 @@ class Pipeline:
         """Store ``event`` and plan for it; a repeat of a stored event changes nothing."""
         now = self.clock.now()
         rules = self.rulebook()
-        scheduled = cancelled = 0
-        earliest: datetime | None = None
+        tally = _Tally()
         with self.db.transaction() as session:
             if not entities.record_event(
                 session, event, source=source, received_at=now, delivery_id=delivery_id
@@ -86,67 +111,8 @@ class Pipeline:
             pending = [(event, source)]
             while pending:
                 current, current_source = pending.pop(0)
-                merged = entities.merge_event(session, current, now=now)
-                if merged.stale and current.type == EventType.SHIPMENT_UPDATED:
-                    # An update older than what the store knows changes nothing.
-                    continue
-                facts = entities.facts_for(session, merged)
-                plan = self.planner.plan(
-                    current,
-                    facts,
-                    rulebook=rules,
-                    now=now,
-                    source=current_source,
-                    opted_out=partial(_opted_out, session),
-                )
-                cancelled += self._cancel(session, plan, now)
-                inserted = schedule.insert_planned(session, plan.notifications, now=now)
-                # What a rule's ``wait_for`` waited for came true: a waiting row goes now.
-                inserted_keys = {item.dedupe_key for item in inserted}
-                inserted += schedule.release_waiting(
-                    session,
-                    [
-                        item
-                        for item in (*plan.notifications, *plan.releases)
-                        if item.release_wait and item.dedupe_key not in inserted_keys
-                    ],
-                    now=now,
-                )
-                for item in inserted:
-                    if item.status != NotificationStatus.SCHEDULED:
-                        continue
-                    scheduled += 1
-                    if earliest is None or item.due_at < earliest:
-                        earliest = item.due_at
-                if (
-                    current.type == EventType.MESSAGE_RECEIVED
-                    # The one consent path of every inbound route: STOP, 退订, START…
-                    and apply_reply(session, current, source=current_source) == Reply.MESSAGE
-                ):
-                    # A reply to a feedback request becomes feedback.received, for the rules
-                    # that alert the merchant and acknowledge the customer.
-                    reply = capture_reply(session, current, rulebook=rules)
-                    if reply is not None and entities.record_event(
-                        session, reply, source=DERIVED_SOURCE, received_at=now
-                    ):
-                        pending.append((reply, DERIVED_SOURCE))
-                # Service recovery: feedback opens or joins a case, case events step it.
-                for follow in self.service.derive(session, current, rulebook=rules, now=now):
-                    if entities.record_event(
-                        session, follow, source=DERIVED_SOURCE, received_at=now
-                    ):
-                        pending.append((follow, DERIVED_SOURCE))
-                if merged.order_now_delivered and merged.order_id:
-                    derived = Event(
-                        id=f"{merged.order_id}:order.delivered",
-                        type=EventType.ORDER_DELIVERED,
-                        occurred_at=current.occurred_at,
-                        order=Order(id=merged.order_id),
-                    )
-                    if entities.record_event(
-                        session, derived, source=DERIVED_SOURCE, received_at=now
-                    ):
-                        pending.append((derived, DERIVED_SOURCE))
+                derived = self._ingest_one(session, current, current_source, rules, now, tally)
+                pending.extend((follow, DERIVED_SOURCE) for follow in derived)
         logger.info(
             "event stored",
             extra={
@@ -154,21 +120,99 @@ class Pipeline:
                 "event_id": event.id,
                 "event_type": str(event.type),
                 "source": source,
-                "scheduled": scheduled,
-                "cancelled": cancelled,
+                "scheduled": tally.scheduled,
+                "cancelled": tally.cancelled,
             },
         )
-        if earliest is not None and self.on_scheduled is not None:
-            self.on_scheduled(earliest)
+        if tally.earliest is not None and self.on_scheduled is not None:
+            self.on_scheduled(tally.earliest)
         if event.type == EventType.DISRUPTION_DECLARED and self.on_disruption is not None:
             self.on_disruption()
         return IngestResult(
             event_id=event.id,
             duplicate=False,
-            scheduled=scheduled,
-            cancelled=cancelled,
-            earliest_due=earliest,
+            scheduled=tally.scheduled,
+            cancelled=tally.cancelled,
+            earliest_due=tally.earliest,
         )
+
+    def _ingest_one(
+        self,
+        session: Session,
+        event: Event,
+        source: str,
+        rules: Rulebook,
+        now: datetime,
+        tally: _Tally,
+    ) -> list[Event]:
+        """Merge, plan and schedule one stored event; the derived events it recorded."""
+        merged = entities.merge_event(session, event, now=now)
+        if merged.stale and event.type == EventType.SHIPMENT_UPDATED:
+            # An update older than what the store knows changes nothing.
+            return []
+        plan = self.planner.plan(
+            event,
+            entities.facts_for(session, merged),
+            rulebook=rules,
+            now=now,
+            source=source,
+            opted_out=partial(_opted_out, session),
+        )
+        tally.cancelled += self._cancel(session, plan, now)
+        tally.count(self._schedule(session, plan, now))
+        return self._derive(session, event, source, merged, rules, now)
+
+    @staticmethod
+    def _schedule(session: Session, plan: Plan, now: datetime) -> list[PlannedNotification]:
+        """Insert the plan's notifications; release the waiting rows it makes go now."""
+        inserted = schedule.insert_planned(session, plan.notifications, now=now)
+        # What a rule's ``wait_for`` waited for came true: a waiting row goes now.
+        inserted_keys = {item.dedupe_key for item in inserted}
+        return inserted + schedule.release_waiting(
+            session,
+            [
+                item
+                for item in (*plan.notifications, *plan.releases)
+                if item.release_wait and item.dedupe_key not in inserted_keys
+            ],
+            now=now,
+        )
+
+    def _derive(
+        self,
+        session: Session,
+        event: Event,
+        source: str,
+        merged: entities.MergeResult,
+        rules: Rulebook,
+        now: datetime,
+    ) -> list[Event]:
+        """The events this one leads to, stored as they come (feedback, case steps, the whole
+        order delivered); one stored before (a repeat) is left out."""
+        derived: list[Event] = []
+        if (
+            event.type == EventType.MESSAGE_RECEIVED
+            # The one consent path of every inbound route: STOP, 退订, START…
+            and apply_reply(session, event, source=source) == Reply.MESSAGE
+        ):
+            # A reply to a feedback request becomes feedback.received, for the rules that
+            # alert the merchant and acknowledge the customer.
+            reply = capture_reply(session, event, rulebook=rules)
+            if reply is not None:
+                derived += _recorded(session, [reply], now)
+        # Service recovery: feedback opens or joins a case, case events step it.
+        derived += _recorded(
+            session, self.service.derive(session, event, rulebook=rules, now=now), now
+        )
+        if merged.order_now_delivered and merged.order_id:
+            whole = Event(
+                id=f"{merged.order_id}:order.delivered",
+                type=EventType.ORDER_DELIVERED,
+                occurred_at=event.occurred_at,
+                order=Order(id=merged.order_id),
+            )
+            derived += _recorded(session, [whole], now)
+        return derived
 
     @staticmethod
     def _cancel(session: Session, plan: Plan, now: datetime) -> int:

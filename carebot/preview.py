@@ -1,7 +1,7 @@
 """``carebot preview``: what one rule would send for one event, and when, without a database.
 
-The context is built from the event alone (what a store that had seen only this event would
-know), then the real planner computes the due time and the reasons for it, and the real
+The facts are the event folded into an empty store (``carebot.fold``, the store's own merge
+rules), then the real planner computes the due time and the reasons for it, and the real
 renderer renders each message.
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from carebot.channels.base import ChannelKind
-from carebot.events import Event, EventType
+from carebot.events import Event
 from carebot.exceptions import CarebotError, ExpressionError
+from carebot.facts import Facts, facts_from_rows, shipment_facts
+from carebot.fold import StoredState, fold
 from carebot.masking import mask_recipient
 from carebot.planner import Planner, build_context
 from carebot.rendering import RenderLimits, TemplateRenderer
@@ -24,18 +25,8 @@ from carebot.rulebook.windows import DailyWindow
 from carebot.runtime import planning_policy
 from carebot.segments import count_segments
 from carebot.settings import Settings
-from carebot.store.entities import Facts
 
 __all__ = ["PreviewMessage", "facts_from_event", "format_preview", "preview"]
-
-_ORDER_STATUS = {
-    EventType.ORDER_PLACED: "placed",
-    EventType.ORDER_PAID: "paid",
-    EventType.ORDER_SHIPPED: "shipped",
-    EventType.ORDER_DELIVERED: "delivered",
-    EventType.ORDER_CANCELLED: "cancelled",
-    EventType.ORDER_REFUNDED: "refunded",
-}
 
 
 @dataclass(frozen=True)
@@ -56,62 +47,19 @@ class PreviewMessage:
     html: str | None
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
-
-
 def facts_from_event(event: Event, *, locale: str | None = None) -> Facts:
     """The facts a store would hold after seeing only ``event`` (``locale`` overrides)."""
-    order = event.order
-    customer_model = event.customer or (order.customer if order else None)
-    customer = customer_model.model_dump(mode="json") if customer_model is not None else {}
+    state = fold(StoredState(), event)
+    customer = state.customer
     if locale:
-        customer["locale"] = locale
-    shipment: dict[str, Any] | None = None
-    if event.shipment is not None:
-        s = event.shipment
-        status = s.status or ("delivered" if event.type == EventType.ORDER_DELIVERED else None)
-        shipment = {
-            "id": s.id,
-            "carrier": s.carrier,
-            "tracking_number": s.tracking_number,
-            "status": str(status) if status else None,
-            "expected_delivery": _iso(s.expected_delivery),
-            "last_scan_at": _iso(s.last_scan_at),
-            "shipped_at": event.occurred_at.isoformat()
-            if event.type == EventType.ORDER_SHIPPED
-            else None,
-            "delivered_at": event.occurred_at.isoformat() if status == "delivered" else None,
-        }
-    order_facts: dict[str, Any] | None = None
-    if order is not None:
-        status_now = _ORDER_STATUS.get(event.type, "placed")
-        order_facts = {
-            "id": order.id,
-            "placed_at": _iso(order.placed_at),
-            "total": None if order.total is None else str(order.total),
-            "currency": order.currency,
-            "status": status_now,
-            "delivered_at": event.occurred_at.isoformat() if status_now == "delivered" else None,
-        }
-    items = [
-        {
-            "sku": item.sku,
-            "title": item.title,
-            "quantity": item.quantity,
-            "unit_price": None if item.unit_price is None else str(item.unit_price),
-            "tags": list(item.tags),
-        }
-        for item in ((order.items or []) if order else [])
-    ]
-    address = order.shipping_address if order else None
-    return Facts(
-        order=order_facts,
-        customer=customer or None,
-        shipping_address=address.model_dump(mode="json", exclude_none=True) if address else {},
-        shipment=shipment,
-        shipments=[dict(shipment)] if shipment else [],
-        items=items,
+        customer = {**(customer or {}), "locale": locale}
+    shipment = None
+    if state.shipment is not None and event.shipment is not None:
+        shipment = shipment_facts(state.shipment, event.shipment.id)
+    if state.order is None or event.order_id is None:
+        return Facts(customer=customer, shipment=shipment)
+    return facts_from_rows(
+        event.order_id, state.order, customer=customer, shipment=shipment, items=state.items
     )
 
 

@@ -8,7 +8,7 @@ repeated here.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,9 @@ from carebot.store import entities
 from carebot.store.database import Database
 from carebot.store.entities import Facts, MergeResult
 from carebot.store.models import CustomerRow, OrderRow, ShipmentRow
+
+# What a test reads of a record the store does not hold (typed for the checker).
+NOTHING: Mapping[str, Any] = {}
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=10)
@@ -177,8 +180,8 @@ def test_a_customer_without_an_id_is_keyed_by_email_then_phone(db: Database) -> 
     )
     merge(db, event("order.placed", T0, order={"id": "2", "customer": {"phone": "+8613800138000"}}))
 
-    assert (facts(db, "1").customer or {})["id"] == "email:wang@example.com"
-    assert (facts(db, "2").customer or {})["id"] == "phone:+8613800138000"
+    assert (facts(db, "1").customer or NOTHING)["id"] == "email:wang@example.com"
+    assert (facts(db, "2").customer or NOTHING)["id"] == "phone:+8613800138000"
 
 
 def test_a_later_customer_without_an_id_updates_the_order_s_customer(db: Database) -> None:
@@ -199,7 +202,7 @@ def test_a_later_customer_without_an_id_updates_the_order_s_customer(db: Databas
 
     # A customer with an id of its own is that customer, not an update of the previous one.
     merge(db, event("order.paid", T0, order={"id": "1", "customer": {"id": "c-43"}}))
-    assert (facts(db).customer or {})["id"] == "c-43"
+    assert (facts(db).customer or NOTHING)["id"] == "c-43"
 
 
 def test_a_customer_update_without_an_order_fills_in_the_customer(db: Database) -> None:
@@ -212,7 +215,7 @@ def test_a_customer_update_without_an_order_fills_in_the_customer(db: Database) 
     )
 
     assert result == MergeResult(order_id=None, shipment_id=None)
-    customer = facts(db).customer or {}
+    customer = facts(db).customer or NOTHING
     assert (customer["name"], customer["timezone"]) == ("王芳", "Asia/Shanghai")
 
 
@@ -227,7 +230,7 @@ def test_delivered_is_final_for_a_shipment_even_against_newer_events(db: Databas
         shipment_update(delivered_at, "s-1", "delivered"),
         shipment_update(delivered_at + timedelta(hours=1), "s-1", "exception"),
     )
-    shipment = facts(db, shipment_id="s-1").shipment or {}
+    shipment = facts(db, shipment_id="s-1").shipment or NOTHING
     assert (shipment["status"], shipment["delivered_at"]) == ("delivered", delivered_at.isoformat())
 
 
@@ -241,7 +244,7 @@ def test_shipped_at_is_set_once_and_the_last_scan_only_moves_forward(db: Databas
             T0 + timedelta(hours=6), "s-1", "in_transit", expected_delivery="2026-11-23"
         ),
     )
-    shipment = facts(db, shipment_id="s-1").shipment or {}
+    shipment = facts(db, shipment_id="s-1").shipment or NOTHING
     assert shipment["shipped_at"] == T0.isoformat()
     assert shipment["last_scan_at"] == (T0 + timedelta(hours=8)).isoformat()
     assert shipment["expected_delivery"] == "2026-11-23"  # the late event still fills in
@@ -380,7 +383,7 @@ def test_load_facts_reads_the_order_its_shipments_and_the_named_shipment(db: Dat
         "delivered_at": None,
     }
     # The named shipment is read even when it belongs to another order.
-    assert (known.shipment or {})["id"] == "s-9"
+    assert (known.shipment or NOTHING)["id"] == "s-9"
 
     assert facts(db, "unknown", "s-1") == Facts(shipment=facts(db, "1", "s-1").shipment)
     assert facts(db, None, None) == Facts()

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from carebot.events import Event, parse_event
+from carebot.facts import Facts, OrderFacts
 from carebot.notifications import NotificationStatus, PlannedNotification
 from carebot.planner import Cancellation, Planner, PlanningPolicy
 from carebot.rulebook.schema import ProductProfile, Rule, Rulebook
-from carebot.store.entities import Facts
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LA = ZoneInfo("America/Los_Angeles")
@@ -296,7 +296,7 @@ def test_a_cancelled_or_refunded_order_cancels_every_pending_customer_message_wh
 def test_a_cancelled_order_gets_no_new_customer_message_from_a_late_event() -> None:
     rulebook = Rulebook(rules=(rule(on=["shipment.updated"]),))
     update = event(datetime(2026, 11, 20, 11, 0, tzinfo=SHANGHAI), type="shipment.updated")
-    cancelled = replace(facts(), order={"id": "1001", "status": "cancelled"})
+    cancelled = replace(facts(), order=OrderFacts(id="1001", status="cancelled"))
     plan = Planner(policy=PlanningPolicy()).plan(
         update, cancelled, rulebook=rulebook, now=update.occurred_at
     )
