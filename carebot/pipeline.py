@@ -22,7 +22,7 @@ from carebot.events import Event, EventType, Order
 from carebot.feedback import capture_reply
 from carebot.inbound import Reply, apply_reply
 from carebot.notifications import NotificationStatus, PlannedNotification
-from carebot.planner import Plan, Planner
+from carebot.planning import Plan, Planner
 from carebot.rulebook.schema import Rulebook
 from carebot.store import consent, entities, reorders, schedule
 from carebot.store.database import Database

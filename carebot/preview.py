@@ -17,7 +17,7 @@ from carebot.exceptions import CarebotError, ExpressionError
 from carebot.facts import Facts, facts_from_rows, shipment_facts
 from carebot.fold import StoredState, fold
 from carebot.masking import mask_recipient
-from carebot.planner import Planner, build_context
+from carebot.planning import Planner, build_context
 from carebot.rendering import RenderLimits, TemplateRenderer
 from carebot.rulebook.expressions import compile_condition
 from carebot.rulebook.schema import Rulebook

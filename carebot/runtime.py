@@ -20,7 +20,7 @@ from carebot.dispatch.dispatcher import Dispatcher
 from carebot.holds import ComplaintHold
 from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
-from carebot.planner import Planner, PlanningPolicy
+from carebot.planning import Planner, PlanningPolicy
 from carebot.rendering import RenderLimits, TemplateRenderer
 from carebot.rulebook.loader import RuleLimits
 from carebot.rulebook.ruleset import RuleSet

@@ -50,6 +50,18 @@ class _Due:
 
 
 @dataclass(frozen=True)
+class _Occasion:
+    """What one event brings to every rule it is planned against."""
+
+    event: Event
+    facts: Facts
+    context: dict[str, Any]
+    now: datetime
+    source: str
+    opted_out: OptOutCheck
+
+
+@dataclass(frozen=True)
 class _Customer:
     """Where and how to reach the customer the facts name."""
 
@@ -76,6 +88,7 @@ class Planner:
         opted_out: OptOutCheck | None = None,
     ) -> Plan:
         context = build_context(event, facts, rulebook=rulebook, shop_name=self.policy.shop_name)
+        occasion = _Occasion(event, facts, context, now, source, opted_out or nobody_opted_out)
         plan = Plan(cancellations=cancellations_for(event, facts, rulebook))
         ended = facts.order_status in ENDED_ORDER_STATUSES
         for rule in rulebook.rules_on(str(event.type)):
@@ -87,94 +100,51 @@ class Planner:
                 # A late scan or a watcher's finding about a cancelled order is not news to
                 # tell its customer; a rule on the cancellation itself (a refund notice) is.
                 continue
-            plan.notifications.extend(
-                self._plan_logged(
-                    rule, event, facts, context, now, source, opted_out or nobody_opted_out
-                )
-            )
+            plan.notifications.extend(self._plan_logged(rule, occasion))
         if (facts.order_id or event.order_id) and not ended:
             plan.releases.extend(
-                self._releases(event, facts, context, rulebook, now=now, source=source)
+                self._releases(replace(occasion, opted_out=nobody_opted_out), rulebook)
             )
         return plan
 
-    def _plan_logged(
-        self,
-        rule: Rule,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        now: datetime,
-        source: str,
-        opted_out: OptOutCheck,
-    ) -> list[PlannedNotification]:
+    def _plan_logged(self, rule: Rule, occasion: _Occasion) -> list[PlannedNotification]:
         """``_plan_rule``, with a rule that fails to evaluate logged and skipped."""
         try:
-            return self._plan_rule(
-                rule, event, facts, context, now=now, source=source, opted_out=opted_out
-            )
+            return self._plan_rule(rule, occasion)
         except ExpressionError as exc:
             logger.warning(
                 "rule skipped: %s",
                 exc,
-                extra={"action": "rule_error", "rule": rule.id, "event_id": event.id},
+                extra={"action": "rule_error", "rule": rule.id, "event_id": occasion.event.id},
             )
             return []
 
-    def _releases(
-        self,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        rulebook: Rulebook,
-        *,
-        now: datetime,
-        source: str,
-    ) -> list[PlannedNotification]:
+    def _releases(self, occasion: _Occasion, rulebook: Rulebook) -> list[PlannedNotification]:
         """What this event would release of ``wait_for`` rules that it does not trigger."""
         released: list[PlannedNotification] = []
         for rule in rulebook.rules:
             if (
                 not rule.wait_for
-                or str(event.type) in rule.on
+                or str(occasion.event.type) in rule.on
                 or rule.audience != Audience.CUSTOMER
                 or rule.scope_for(rule.on[0]) == DedupeScope.EVENT
             ):
                 continue
             try:
-                planned = self._plan_rule(
-                    rule,
-                    event,
-                    facts,
-                    context,
-                    now=now,
-                    source=source,
-                    opted_out=nobody_opted_out,
-                )
+                planned = self._plan_rule(rule, occasion)
             except ExpressionError:
                 continue
             released.extend(p for p in planned if p.release_wait)
         return released
 
-    def _plan_rule(
-        self,
-        rule: Rule,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        *,
-        now: datetime,
-        source: str,
-        opted_out: OptOutCheck,
-    ) -> list[PlannedNotification]:
-        if rule.when and not compile_condition(rule.when)(context):
+    def _plan_rule(self, rule: Rule, occasion: _Occasion) -> list[PlannedNotification]:
+        if rule.when and not compile_condition(rule.when)(occasion.context):
             return []
         if rule.audience == Audience.MERCHANT:
-            return [self._plan_alert(rule, event, facts, context, now=now, source=source)]
-        planned = self._plan_customer(
-            rule, event, facts, context, now=now, source=source, opted_out=opted_out
-        )
-        stale = self._stale(rule, event, now)
+            return [self._plan_alert(rule, occasion)]
+        planned = self._plan_customer(rule, occasion)
+        event, source = occasion.event, occasion.source
+        stale = self._stale(rule, event, occasion.now)
         if stale is None:
             return planned
         # Recorded, not sent: the timeline says why. The key names the event, so the stale
@@ -245,54 +215,32 @@ class Planner:
             why.append(f"held to {held.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}")
         return _Due(at=held, zone=zone, why=why, waiting=waiting)
 
-    def _plan_customer(
-        self,
-        rule: Rule,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        *,
-        now: datetime,
-        source: str,
-        opted_out: OptOutCheck,
-    ) -> list[PlannedNotification]:
-        customer = self._customer(facts)
-        due = self._due(rule, event, context, customer.zone, now)
+    def _plan_customer(self, rule: Rule, occasion: _Occasion) -> list[PlannedNotification]:
+        customer = self._customer(occasion.facts)
+        due = self._due(rule, occasion.event, occasion.context, customer.zone, occasion.now)
         return [
-            self._customer_notice(rule, event, facts, context, source, customer, due, recipient)
-            for recipient in recipients(rule, customer.phone, customer.email, opted_out)
+            self._customer_notice(rule, occasion, customer, due, recipient)
+            for recipient in recipients(rule, customer.phone, customer.email, occasion.opted_out)
         ]
 
     def _customer_notice(
         self,
         rule: Rule,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        source: str,
+        occasion: _Occasion,
         customer: _Customer,
         due: _Due,
         recipient: Recipient,
     ) -> PlannedNotification:
-        return PlannedNotification(
-            dedupe_key=dedupe_key(rule, event, facts, recipient.channel, source),
-            rule_id=rule.id,
+        return self._notice(
+            rule,
+            occasion,
             channel=recipient.channel,
+            due_at=due.at,
             recipient=recipient.address,
-            template=rule.send.template,
             locale=customer.locale,
             timezone=due.zone,
             window=rule.window,
-            due_at=due.at,
-            not_after=due.at + rule.expiry,
-            context=context,
-            order_id=facts.order_id or event.order_id,
-            customer_id=facts.customer_id,
-            shipment_id=facts.shipment_id,
-            event_id=event.id,
-            max_attempts=rule.max_attempts or self.policy.max_attempts,
             transactional=rule.transactional,
-            in_doubt=str(rule.in_doubt),
             status=NotificationStatus.FAILED if recipient.problem else NotificationStatus.SCHEDULED,
             reason=recipient.problem,
             fallback_recipient=recipient.fallback,
@@ -300,47 +248,52 @@ class Planner:
             release_wait=bool(rule.wait_for) and not due.waiting,
         )
 
-    def _plan_alert(
-        self,
-        rule: Rule,
-        event: Event,
-        facts: Facts,
-        context: dict[str, Any],
-        *,
-        now: datetime,
-        source: str,
-    ) -> PlannedNotification:
+    def _plan_alert(self, rule: Rule, occasion: _Occasion) -> PlannedNotification:
         """An alert to the shop: due at once (after the rule's delay), in the shop's own zone."""
-        due = max(event.occurred_at.astimezone(UTC), now)
+        occurred, now = occasion.event.occurred_at.astimezone(UTC), occasion.now
+        due = max(occurred, now)
         why: list[str] = ["merchant alert: quiet hours and caps do not apply"]
         if rule.delay:
-            delay = self._delay(rule, context)
-            due = max(event.occurred_at.astimezone(UTC) + delay, now)
+            delay = self._delay(rule, occasion.context)
+            due = max(occurred + delay, now)
             why.append(f"delay {rule.delay.strip()} = {delay}")
         address = self.policy.alerts_email if valid_email(self.policy.alerts_email) else None
-        return PlannedNotification(
-            dedupe_key=dedupe_key(rule, event, facts, "email", source),
-            rule_id=rule.id,
+        return self._notice(
+            rule,
+            occasion,
             channel="email",
+            due_at=due,
             recipient=address,
-            template=rule.send.template,
             locale=self.policy.default_locale,
             timezone=self.policy.default_timezone,
             window=None,
-            due_at=due,
-            not_after=due + rule.expiry,
-            context=context,
+            transactional=True,
+            status=NotificationStatus.SCHEDULED if address else NotificationStatus.FAILED,
+            reason=None if address else "no alerts address: set CAREBOT_ALERTS__EMAIL",
+            audience=str(Audience.MERCHANT),
+            why=why,
+        )
+
+    def _notice(
+        self, rule: Rule, occasion: _Occasion, *, channel: str, due_at: datetime, **fields: Any
+    ) -> PlannedNotification:
+        """A notification of ``rule`` for ``occasion``; ``fields`` are what its audience sets."""
+        event, facts = occasion.event, occasion.facts
+        return PlannedNotification(
+            dedupe_key=dedupe_key(rule, event, facts, channel, occasion.source),
+            rule_id=rule.id,
+            channel=channel,
+            template=rule.send.template,
+            due_at=due_at,
+            not_after=due_at + rule.expiry,
+            context=occasion.context,
             order_id=facts.order_id or event.order_id,
             customer_id=facts.customer_id,
             shipment_id=facts.shipment_id,
             event_id=event.id,
             max_attempts=rule.max_attempts or self.policy.max_attempts,
-            transactional=True,
             in_doubt=str(rule.in_doubt),
-            status=NotificationStatus.SCHEDULED if address else NotificationStatus.FAILED,
-            reason=None if address else "no alerts address: set CAREBOT_ALERTS__EMAIL",
-            audience=str(Audience.MERCHANT),
-            why=why,
+            **fields,
         )
 
     @staticmethod

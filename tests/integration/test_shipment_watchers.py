@@ -12,7 +12,7 @@ from support.core import migrated_database
 from carebot.clock import VirtualClock
 from carebot.events import Event, EventType, parse_event
 from carebot.pipeline import Pipeline
-from carebot.planner import Planner, PlanningPolicy
+from carebot.planning import Planner, PlanningPolicy
 from carebot.rulebook.schema import Rulebook
 from carebot.store.database import Database
 from carebot.watchers import LateShipments, StalledShipments, Watcher

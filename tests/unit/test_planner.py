@@ -12,7 +12,7 @@ import pytest
 from carebot.events import Event, parse_event
 from carebot.facts import Facts, OrderFacts
 from carebot.notifications import NotificationStatus, PlannedNotification
-from carebot.planner import Cancellation, Planner, PlanningPolicy
+from carebot.planning import Cancellation, Planner, PlanningPolicy
 from carebot.rulebook.schema import ProductProfile, Rule, Rulebook
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

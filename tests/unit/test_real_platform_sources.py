@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from carebot.events import Event, EventType, ShipmentStatus
 from carebot.exceptions import SourceError
-from carebot.planner import PlanningPolicy
+from carebot.planning import PlanningPolicy
 from carebot.sources import aftership, couriers, shopify, woocommerce
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real_platforms"
