@@ -302,7 +302,7 @@ def _run_carebot(args: argparse.Namespace, tmp: Path, provider: Provider, db_url
                 text(
                     "UPDATE notifications SET channel = 'email', "
                     "recipient = 'c' || id || '@example.com', "
-                    "dedupe_key = dedupe_key || ':email'"
+                    "dedupe_key = dedupe_key || '-email'"
                 )
             )
     db.dispose()
