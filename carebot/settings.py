@@ -83,7 +83,7 @@ class TwilioSettings(BaseModel):
     base_url: str | None = None
     timeout_seconds: float = Field(default=15.0, gt=0)
     validity_period_seconds: int = Field(default=14_400, ge=1, le=36_000)
-    # Calls in flight per process (its own thread pool). Twilio allows far more per account;
+    # Calls in flight per process (one aiohttp connection pool). Twilio allows far more per account;
     # past about 16 a process is CPU-bound (see benchmarks/README.md, Burst).
     concurrency: int = Field(default=16, ge=1)
     # Messages per second to Twilio from every carebot process on the database together
