@@ -3,12 +3,16 @@
 Templates live in ``<templates_dir>/<locale>/<name>.sms.j2`` and ``<name>.email.j2``; an email
 template defines the blocks ``subject``, ``text`` and (optionally) ``html``. Merchants edit
 them, so they run in Jinja2's immutable sandbox; only the ``html`` block is autoescaped.
+
+A renderer reads the templates folder once: the locale folders, which template each locale
+resolves to, and the compiled templates are kept until ``reload()``. The daemon's hot reload
+(``carebot.reload``) polls the folder and calls it when anything changed, so a message costs
+no file system call; a one-shot command (validate, preview, simulate) builds its own renderer.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -38,9 +42,9 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 _NO_ATTRIBUTE = re.compile(r"^'(?P<owner>.+)' has no attribute '(?P<name>.+)'$")
 _UNDEFINED = re.compile(r"^'(?P<name>.+)' is undefined$")
 _SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$"}
-# How long after a change a folder's listing is not trusted to its mtime (see `_folders`).
-_SETTLED_NS = 2_000_000_000
 _EMAIL_BLOCKS = ("subject", "text")
+# How many (template, channel, locale) resolutions a renderer keeps until `reload()`.
+_MAX_RESOLVED = 10_000
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def _environment(
         finalize=_finalize,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=True,
+        # Kept until ``TemplateRenderer.reload()``: no ``stat`` per render.
+        auto_reload=False,
     )
     env.filters["money"] = format_money
     env.filters["date"] = format_date
@@ -131,8 +136,10 @@ class TemplateRenderer:
         loader = FileSystemLoader(str(templates_dir))
         self._plain = _environment(loader, html=False, strict=strict, limits=limits)
         self._html = _environment(loader, html=True, strict=strict, limits=limits)
-        # The locale folders by lower-case name, with the templates folder's mtime when listed.
-        self._listing: tuple[int, dict[str, str]] | None = None
+        # Read once, kept until `reload()`: the locale folders by lower-case name, and the
+        # folder each (template, channel, asked locale) resolved to.
+        self._listing: dict[str, str] | None = None
+        self._resolved: dict[tuple[str, ChannelKind, str | None], str] = {}
 
     def locales(self) -> list[str]:
         """The locale folders present, sorted."""
@@ -152,10 +159,13 @@ class TemplateRenderer:
         return self.path(name, kind, folder).is_file()
 
     def reload(self) -> None:
-        """Forget compiled templates (edited files are also picked up by mtime)."""
+        """Forget what was read of the folder: edited, added or removed templates and locale
+        folders are read again at the next render."""
         for env in (self._plain, self._html):
             if env.cache is not None:
                 env.cache.clear()
+        self._listing = None
+        self._resolved.clear()
 
     def render(
         self, name: str, kind: ChannelKind, locale: str | None, context: Mapping[str, Any]
@@ -165,6 +175,16 @@ class TemplateRenderer:
         The render is bounded by ``limits``: past its time or size budget it fails with a
         TemplateError saying so. It is blocking work: call it off the event loop.
         """
+        key = (name, kind, locale)
+        folder = self._resolved.get(key)
+        if folder is None:
+            folder = self._resolve(name, kind, locale)
+            if len(self._resolved) < _MAX_RESOLVED:  # customers' locales are free text
+                self._resolved[key] = folder
+        return self._render_in(name, kind, folder, context)
+
+    def _resolve(self, name: str, kind: ChannelKind, locale: str | None) -> str:
+        """The locale folder whose template ``name`` a message in ``locale`` uses."""
         if not _NAME.match(name):
             raise TemplateError(f"template name {name!r} is not a plain name")
         tried: list[str] = []
@@ -172,7 +192,7 @@ class TemplateRenderer:
             folder = self._folder(candidate) or candidate
             path = self.path(name, kind, folder)
             if path.is_file():
-                return self._render_in(name, kind, folder, context)
+                return folder
             tried.append(str(path))
         raise TemplateError(f"no {kind} template {name!r}; tried {', '.join(tried)}")
 
@@ -201,21 +221,9 @@ class TemplateRenderer:
         return self._folders().get(locale.replace("_", "-").lower())
 
     def _folders(self) -> dict[str, str]:
-        # Listed again only when the templates folder changed (a locale folder added, renamed
-        # or removed), not for every message. A change within the file system's timestamp
-        # granularity of the last listing could leave the mtime equal, so a folder changed in
-        # the last two seconds (by the file system's clock, not carebot's) is always listed.
-        try:
-            stamp = self.templates_dir.stat().st_mtime_ns
-        except OSError:
-            return {}
-        if (
-            self._listing is None
-            or self._listing[0] != stamp
-            or time.time_ns() - stamp < _SETTLED_NS
-        ):
-            self._listing = (stamp, {f.lower(): f for f in self.locales()})
-        return self._listing[1]
+        if self._listing is None:
+            self._listing = {f.lower(): f for f in self.locales()}
+        return self._listing
 
     def _render_in(
         self, name: str, kind: ChannelKind, folder: str, context: Mapping[str, Any]

@@ -83,9 +83,10 @@ class TwilioSettings(BaseModel):
     base_url: str | None = None
     timeout_seconds: float = Field(default=15.0, gt=0)
     validity_period_seconds: int = Field(default=14_400, ge=1, le=36_000)
-    # Calls in flight per process (one aiohttp connection pool). Twilio allows far more per account;
-    # past about 16 a process is CPU-bound (see benchmarks/README.md, Burst).
-    concurrency: int = Field(default=16, ge=1)
+    # Calls in flight per process (one aiohttp connection pool). Past about 64 one process is
+    # CPU-bound (benchmarks/README.md, Burst); Twilio answers 429 to an account with too many
+    # requests at once, which carebot retries after its Retry-After.
+    concurrency: int = Field(default=64, ge=1)
     # Messages per second to Twilio from every carebot process on the database together
     # (your senders' MPS); None: no limit.
     rate_per_second: float | None = Field(default=None, gt=0)
@@ -172,7 +173,9 @@ class WebhookSettings(BaseModel):
 
 class DispatchSettings(BaseModel):
     tick_seconds: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=100, ge=1)
+    # Rows claimed at once. A batch is sent before the next is claimed, so it should be several
+    # times the channels' concurrency; every row of it must be sent within claim_lease_seconds.
+    batch_size: int = Field(default=300, ge=1)
     claim_lease_seconds: float = Field(default=60.0, gt=0)
     send_lease_seconds: float = Field(default=120.0, gt=0)
     reaper_seconds: float = Field(default=10.0, gt=0)

@@ -9,6 +9,7 @@ import math
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -72,7 +73,9 @@ class _Transport(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships n
             method,
             url,
             params=params,
-            data=data,
+            # Form-encoded here, as aiohttp would (the client sets the Content-Type): a ready
+            # body spares aiohttp building a FormData object for every message.
+            data=None if data is None else urlencode(data, doseq=True).encode(),
             headers=headers,
             auth=None,
             timeout=timeout if timeout is not None else self.timeout,

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from carebot import holds
 from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
 from carebot.clock import Clock
+from carebot.dispatch import _prepare
 from carebot.dispatch._claim import claim_with_guards, read_guards
 from carebot.dispatch._merging import Merging
 from carebot.dispatch._outcomes import Outcomes
@@ -47,7 +48,7 @@ from carebot.dispatch.decide import (
     decide,
     needs_guards,
 )
-from carebot.exceptions import ChannelError, TemplateError
+from carebot.exceptions import ChannelError
 from carebot.masking import mask_recipient
 from carebot.notifications import NotificationStatus as S
 from carebot.rendering import Rendered, TemplateRenderer
@@ -178,6 +179,7 @@ class Dispatcher:
             read_next_due=read_next_due,
         )
         report.claimed = len(rows)
+        prepared = await self._offload(_prepare.render_batch, self.renderer, rows)
         # Rows to one address go one after another, so each sees the frequency cap as the
         # ones before it left it; different addresses go concurrently.
         queues: dict[tuple[str, str | None], list[Claimed]] = {}
@@ -189,7 +191,7 @@ class Dispatcher:
             # read again, to count what the ones before them sent.
             first = guards.get((queue[0].channel, queue[0].recipient or ""))
             return [
-                await self._deliver_safely(row, first if n == 0 else None)
+                await self._deliver_safely(row, first if n == 0 else None, prepared.get(row.id))
                 for n, row in enumerate(queue)
             ]
 
@@ -215,11 +217,20 @@ class Dispatcher:
             )
         return result
 
-    async def _deliver_safely(self, row: Claimed, guards: Guards | None) -> str:
+    async def _offload(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Blocking work other than the database's (rendering), off the event loop; inline in
+        a virtual-time replay."""
+        if self._inline_db:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def _deliver_safely(
+        self, row: Claimed, guards: Guards | None, prepared: _prepare.Prepared | None
+    ) -> str:
         """``_deliver``, except that whatever it raises stays with this row: the others of
         the batch go on, and the row (claimed or sending) is left to the reaper."""
         try:
-            return await self._deliver(row, guards)
+            return await self._deliver(row, guards, prepared)
         except Exception:
             logger.exception(
                 "notification could not be handled; left to the lease reaper",
@@ -227,7 +238,9 @@ class Dispatcher:
             )
             return "errors"
 
-    async def _deliver(self, row: Claimed, guards: Guards | None = None) -> str:
+    async def _deliver(
+        self, row: Claimed, guards: Guards | None, prepared: _prepare.Prepared | None
+    ) -> str:
         now = self.clock.now()
         if guards is None and needs_guards(row, now):
             assert row.recipient is not None
@@ -251,7 +264,7 @@ class Dispatcher:
         if isinstance(decision, Hold):
             await self._outcomes.move(row, decision.until, decision.reason, now=now)
             return decision.outcome
-        return await self._send(row, ChannelKind(row.channel))
+        return await self._send(row, ChannelKind(row.channel), prepared)
 
     async def _complaint_hold(self, row: Claimed, now: datetime) -> Hold | Finish | None:
         """A marketing message waits while its customer has an unhandled complaint."""
@@ -263,17 +276,18 @@ class Dispatcher:
             return Finish(S.EXPIRED, f"not sent: {found.reason}")
         return Hold(found.until, found.reason)
 
-    async def _send(self, row: Claimed, kind: ChannelKind) -> str:
-        """Render ``row`` and hand it to its channel (the guards have passed)."""
+    async def _send(
+        self, row: Claimed, kind: ChannelKind, prepared: _prepare.Prepared | None
+    ) -> str:
+        """Hand ``row`` to its channel, rendered (the guards have passed); ``prepared`` is
+        its render from the claim, if it had one."""
         assert row.recipient is not None
         context, headers = await self._unsubscribe(row, kind)
-        try:
-            # Rendering is bounded (render.timeout_seconds) but blocking: off the event loop.
-            rendered = await asyncio.to_thread(
-                self.renderer.render, row.template, kind, row.locale, context
-            )
-        except TemplateError as exc:
-            return await self._outcomes.finish(row, S.FAILED, f"template error: {exc}")
+        rendered = prepared
+        if rendered is None:
+            rendered = await self._offload(_prepare.render, self.renderer, row, kind, context)
+        if not isinstance(rendered, Rendered):
+            return await self._outcomes.finish(row, S.FAILED, f"template error: {rendered}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
         message = self._message(row, kind, rendered, context, headers)
         channel = self.channels[kind]

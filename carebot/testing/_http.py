@@ -17,6 +17,10 @@ class LocalHTTPServer(ThreadingHTTPServer):
     """A ``ThreadingHTTPServer`` whose handlers reach their double as ``self.server.fake``."""
 
     daemon_threads = True
+    # socketserver's default backlog is 5: a client opening dozens of connections at once
+    # (a connection pool filling at the start of a burst) would see SYNs dropped and retried
+    # a second later, a stall no real provider has.
+    request_queue_size = 128
     fake: Any
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,7 +156,7 @@ def test_an_edited_template_is_picked_up_after_reload(tmp_path: Path) -> None:
     assert renderer.render("hi", ChannelKind.SMS, "en", {}).text == "two"
 
 
-def test_the_locale_folders_are_listed_again_only_when_the_folder_changes(
+def test_the_folder_is_read_once_and_again_after_reload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renderer = make(tmp_path, {"zh-CN/hi.sms.j2": "你好"})
@@ -167,15 +168,41 @@ def test_the_locale_folders_are_listed_again_only_when_the_folder_changes(
         return listings[-1]
 
     monkeypatch.setattr(renderer, "locales", listing)
-    os.utime(tmp_path, (1_700_000_000, 1_700_000_000))  # settled long ago
     for _ in range(3):
         assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "zh-CN"
     assert len(listings) == 1
-    make(tmp_path, {"fr/hi.sms.j2": "bonjour"})  # a new folder: the mtime moves
+    # Edits are not looked for at every message: the daemon's hot reload calls reload().
+    make(tmp_path, {"fr/hi.sms.j2": "bonjour", "zh-CN/hi.sms.j2": "您好"})
+    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).text == "你好"
+    assert len(listings) == 1
+    renderer.reload()
     assert renderer.render("hi", ChannelKind.SMS, "fr", {}).text == "bonjour"
+    assert renderer.render("hi", ChannelKind.SMS, "zh-CN", {}).text == "您好"
     (tmp_path / "fr").rename(tmp_path / "FR")
+    renderer.reload()
     assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "FR"
-    assert len(listings) == 3
+    (tmp_path / "FR" / "hi.sms.j2").unlink()
+    renderer.reload()
+    assert renderer.render("hi", ChannelKind.SMS, "fr", {}).locale == "zh-CN"
+    assert len(listings) == 4
+
+
+def test_a_render_makes_no_file_system_call_once_the_template_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renderer = make(tmp_path, {"en/hi.sms.j2": "hello {{ name }}"})
+    assert renderer.render("hi", ChannelKind.SMS, "en-US", {"name": "a"}).text == "hello a"
+    calls: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        calls.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    for n in range(5):
+        assert renderer.render("hi", ChannelKind.SMS, "en-US", {"name": n}).text == f"hello {n}"
+    assert calls == []
 
 
 def test_a_missing_optional_value_prints_as_nothing(tmp_path: Path) -> None:
