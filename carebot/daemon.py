@@ -110,7 +110,7 @@ class Daemon:
             while not self._stopping:
                 self._wake_pending = False
                 report = await self.runtime.dispatcher.run_once()
-                if report.claimed < self.runtime.settings.dispatch.batch_size and not (
+                if report.claimed < self.runtime.dispatcher.claim_limit and not (
                     self._wake_pending
                 ):
                     break

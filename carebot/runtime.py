@@ -88,6 +88,18 @@ def service_desk(settings: Settings) -> ServiceDesk:
     return ServiceDesk(business=business_hours(settings))
 
 
+def claim_limit(settings: Settings) -> int:
+    """Rows per claim: ``dispatch.batch_size``, or fewer when a provider's rate limit could not
+    take them all within half the claim lease (the rest would wait while claimed, be handed
+    back by the reaper, and have spent their turn at the rate limit for nothing)."""
+    limit = settings.dispatch.batch_size
+    rates = [r for r in (settings.sms_rate_per_second, settings.smtp.rate_per_second) if r]
+    if rates:
+        affordable = int(min(rates) * settings.dispatch.claim_lease_seconds / 2)
+        limit = min(limit, max(1, affordable))
+    return limit
+
+
 def _guarded(
     channel: Channel,
     settings: Settings,
@@ -196,6 +208,8 @@ def build_runtime(
         inline_db=inline_db,
         hold=ComplaintHold(rules),
         new_token=new_token,
+        # A replay is not rate limited: its claims keep the configured size.
+        claim_limit=settings.dispatch.batch_size if inline_db else claim_limit(settings),
     )
     return Runtime(
         settings=settings,

@@ -1,4 +1,6 @@
-"""A claimed batch rendered in one go, off the event loop, before its rows are delivered.
+"""What a channel is handed for a row: its render, and the outbound message.
+
+A claimed batch is rendered in one go, off the event loop, before its rows are delivered.
 
 A burst of thousands of messages would otherwise hand every render to a worker thread on its
 own. A row whose context is complete when it is claimed (an SMS, a mail to the merchant) is
@@ -9,14 +11,16 @@ then. A row that is then held, merged or finished without a send wasted only its
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
-from carebot.channels.base import ChannelKind
+from carebot.channels.base import ChannelKind, OutboundMessage
 from carebot.dispatch.decide import MERCHANT
 from carebot.exceptions import TemplateError
 from carebot.rendering import Rendered, TemplateRenderer
 from carebot.store.schedule import Claimed
 
-__all__ = ["Prepared", "render", "render_batch"]
+__all__ = ["Prepared", "outbound", "render", "render_batch"]
 
 # A row's rendered message, or why its template failed.
 Prepared = Rendered | TemplateError
@@ -41,3 +45,32 @@ def render_batch(renderer: TemplateRenderer, rows: Sequence[Claimed]) -> dict[in
             continue
         prepared[row.id] = render(renderer, row, kind, dict(row.context))
     return prepared
+
+
+def outbound(
+    row: Claimed,
+    kind: ChannelKind,
+    rendered: Rendered,
+    context: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    public_url: str,
+) -> OutboundMessage:
+    """What the channel is handed for ``row``, rendered (``public_url`` without a final /)."""
+    assert row.recipient is not None
+    mail_domain = urlsplit(public_url).hostname or "carebot.local"
+    return OutboundMessage(
+        notification_id=row.id,
+        kind=kind,
+        to=row.recipient,
+        body=rendered.text,
+        subject=rendered.subject,
+        html=rendered.html,
+        message_id=f"<carebot.{row.id}@{mail_domain}>",
+        status_callback=f"{public_url}/twilio/status?notification={row.id}"
+        if kind == ChannelKind.SMS
+        else None,
+        headers=headers,
+        rule_id=row.rule_id,
+        context=context,
+    )

@@ -27,10 +27,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from carebot import holds
-from carebot.channels.base import Channel, ChannelKind, OutboundMessage, SendReceipt
+from carebot.channels.base import Channel, ChannelKind, SendReceipt
 from carebot.clock import Clock
 from carebot.dispatch import _prepare
 from carebot.dispatch._claim import claim_with_guards, read_guards
@@ -120,8 +119,11 @@ class Dispatcher:
         inline_db: bool = False,
         hold: holds.ComplaintHold | None = None,
         new_token: Callable[[], str] = random_token,
+        claim_limit: int | None = None,
     ) -> None:
         self.db = db
+        # Rows per claim (``runtime.claim_limit``: the batch size, less under a rate limit).
+        self.claim_limit = claim_limit or settings.batch_size
         # Where a new unsubscribe token comes from (``carebot simulate`` passes a seeded one).
         self._new_token = new_token
         # A hold beyond quiet hours (``carebot.holds``), read in a transaction at send time.
@@ -137,7 +139,6 @@ class Dispatcher:
             send_window=None if quiet_hours is None else quiet_hours.inverse(),
             caps={ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day},
         )
-        self._mail_domain = urlsplit(self.public_url).hostname or "carebot.local"
         # A row becomes `sending` only once a provider slot is free: rows queued behind a
         # slow provider stay `claimed`, so a crash never leaves them in doubt.
         limits = concurrency or {}
@@ -174,7 +175,7 @@ class Dispatcher:
             claim_with_guards,
             now=now,
             worker=self.worker_id,
-            limit=self.settings.batch_size,
+            limit=self.claim_limit,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
             read_next_due=read_next_due,
         )
@@ -289,7 +290,9 @@ class Dispatcher:
         if not isinstance(rendered, Rendered):
             return await self._outcomes.finish(row, S.FAILED, f"template error: {rendered}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
-        message = self._message(row, kind, rendered, context, headers)
+        message = _prepare.outbound(
+            row, kind, rendered, context, headers, public_url=self.public_url
+        )
         channel = self.channels[kind]
         async with self._slots[kind]:
             # The provider's rate limit is waited for while the row is only claimed; an open
@@ -372,29 +375,3 @@ class Dispatcher:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         return context, headers
-
-    def _message(
-        self,
-        row: Claimed,
-        kind: ChannelKind,
-        rendered: Rendered,
-        context: dict[str, Any],
-        headers: dict[str, str],
-    ) -> OutboundMessage:
-        """What the channel is handed for ``row``, rendered."""
-        assert row.recipient is not None
-        return OutboundMessage(
-            notification_id=row.id,
-            kind=kind,
-            to=row.recipient,
-            body=rendered.text,
-            subject=rendered.subject,
-            html=rendered.html,
-            message_id=f"<carebot.{row.id}@{self._mail_domain}>",
-            status_callback=f"{self.public_url}/twilio/status?notification={row.id}"
-            if kind == ChannelKind.SMS
-            else None,
-            headers=headers,
-            rule_id=row.rule_id,
-            context=context,
-        )

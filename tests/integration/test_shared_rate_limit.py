@@ -183,3 +183,38 @@ async def test_a_message_waiting_for_its_token_is_claimed_never_in_doubt(tmp_pat
     assert report.sent == 3 and len(sms.sent) == 3
     assert len(seen) == 3 and all("sending" not in statuses for statuses in seen), seen
     assert all("claimed" in statuses for statuses in seen)
+
+
+async def test_under_a_rate_limit_a_claim_takes_no_more_than_half_the_lease_can_send(
+    tmp_path: Path,
+) -> None:
+    """At 4 SMS a second and a 2 s claim lease, a claim takes 4 rows (what the limit lets out
+    in half the lease), not the batch size: rows waiting for tokens past their lease would be
+    handed back by the reaper and their turn at the rate limit spent for nothing."""
+    db = migrated_database(tmp_path / "carebot.db")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        rules_dir=RULES,
+        templates_dir=MESSAGE_TEMPLATES,
+        quiet_hours="none",
+        twilio=TwilioSettings(rate_per_second=4),
+        dispatch={"claim_lease_seconds": 2},
+    )
+    assert settings.dispatch.batch_size > 4
+    channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
+    runtime = build_runtime(settings, channels=channels, db=db)
+    assert runtime.dispatcher.claim_limit == 4
+    now = datetime.now(UTC)
+    insert(
+        db,
+        *(planned(f"k-{n}", due_at=now, recipient=f"+861380013{n:04d}") for n in range(10)),
+        now=now,
+    )
+    report = await runtime.dispatcher.run_once()
+    assert report.claimed == 4 and report.sent == 4
+    with db.transaction() as session:
+        statuses = session.scalars(select(NotificationRow.status)).all()
+    assert sorted(statuses) == ["scheduled"] * 6 + ["sent"] * 4
+    # A replay (no rate limit in virtual time) keeps the batch size.
+    replay = build_runtime(settings, channels=channels, db=db, inline_db=True)
+    assert replay.dispatcher.claim_limit == settings.dispatch.batch_size
