@@ -61,3 +61,8 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> No
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
     # Alembic names each of its plugins at INFO on every start.
     logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
+    # The twilio client writes a dozen INFO lines (URL, every header) for each message it
+    # sends; carebot logs the one that matters ("sms accepted by twilio"). DEBUG shows them.
+    logging.getLogger("twilio").setLevel(
+        logging.WARNING if root.level >= logging.INFO else root.level
+    )

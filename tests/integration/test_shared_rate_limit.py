@@ -10,6 +10,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -129,18 +130,24 @@ async def test_two_processes_channels_share_one_allowance(tmp_path: Path) -> Non
     assert elapsed >= 20 / rate - 0.02, elapsed
 
 
-async def test_the_daemons_dispatcher_takes_its_sms_tokens_from_the_database(
-    tmp_path: Path,
-) -> None:
-    """``build_runtime`` as ``carebot run`` calls it: the SMS channel waits on the shared bucket."""
-    db = migrated_database(tmp_path / "carebot.db")
-    settings = Settings(
+def _four_sms_a_second(tmp_path: Path, **more: Any) -> Settings:
+    """The daemon's settings on the test's SQLite file, with Twilio limited to 4 SMS a second."""
+    return Settings(
         database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
         rules_dir=RULES,
         templates_dir=MESSAGE_TEMPLATES,
         quiet_hours="none",
         twilio=TwilioSettings(rate_per_second=4),
+        **more,
     )
+
+
+async def test_the_daemons_dispatcher_takes_its_sms_tokens_from_the_database(
+    tmp_path: Path,
+) -> None:
+    """``build_runtime`` as ``carebot run`` calls it: the SMS channel waits on the shared bucket."""
+    db = migrated_database(tmp_path / "carebot.db")
+    settings = _four_sms_a_second(tmp_path)
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
     runtime = build_runtime(settings, channels=channels, db=db)
     now = datetime.now(UTC)
@@ -192,14 +199,7 @@ async def test_under_a_rate_limit_a_claim_takes_no_more_than_half_the_lease_can_
     in half the lease), not the batch size: rows waiting for tokens past their lease would be
     handed back by the reaper and their turn at the rate limit spent for nothing."""
     db = migrated_database(tmp_path / "carebot.db")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
-        rules_dir=RULES,
-        templates_dir=MESSAGE_TEMPLATES,
-        quiet_hours="none",
-        twilio=TwilioSettings(rate_per_second=4),
-        dispatch={"claim_lease_seconds": 2},
-    )
+    settings = _four_sms_a_second(tmp_path, dispatch={"claim_lease_seconds": 2})
     assert settings.dispatch.batch_size > 4
     channels = {kind: MemoryChannel(kind=kind) for kind in ChannelKind}
     runtime = build_runtime(settings, channels=channels, db=db)

@@ -4,7 +4,7 @@ import json
 import logging
 import sys
 
-from carebot.logs import JsonFormatter, KeyValueFormatter
+from carebot.logs import JsonFormatter, KeyValueFormatter, configure_logging
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -38,3 +38,20 @@ def test_a_field_never_overwrites_the_message_and_a_traceback_is_kept() -> None:
 def test_text_lines_append_the_fields_as_key_value() -> None:
     line = KeyValueFormatter("%(levelname)s %(message)s").format(_record(action="retry"))
     assert line == "WARNING send x action=retry"
+
+
+def test_the_twilio_clients_request_dumps_show_only_at_debug() -> None:
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), logging.getLogger("twilio").level
+    try:
+        configure_logging("INFO")
+        client = logging.getLogger("twilio.async_http_client")
+        assert not client.isEnabledFor(logging.INFO)
+        assert client.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("carebot.dispatch").isEnabledFor(logging.INFO)
+        configure_logging("DEBUG")
+        assert client.isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        logging.getLogger("twilio").setLevel(saved[2])
