@@ -6,10 +6,13 @@ A burst of thousands of messages would otherwise hand every render to a worker t
 own. A row whose context is complete when it is claimed (an SMS, a mail to the merchant) is
 rendered here; a customer's email gets its unsubscribe link at send time and is rendered
 then. A row that is then held, merged or finished without a send wasted only its render.
+Rendering ahead stops after ``AHEAD_SECONDS`` (a merchant's template may take up to its render
+budget): the rows left render at send time, each on its own, as before.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +23,10 @@ from carebot.exceptions import TemplateError
 from carebot.rendering import Rendered, TemplateRenderer
 from carebot.store.schedule import Claimed
 
-__all__ = ["Prepared", "outbound", "render", "render_batch"]
+__all__ = ["AHEAD_SECONDS", "Prepared", "outbound", "render", "render_batch"]
+
+# How long a batch may spend rendering ahead of its sends (well inside the claim lease).
+AHEAD_SECONDS = 1.0
 
 # A row's rendered message, or why its template failed.
 Prepared = Rendered | TemplateError
@@ -36,10 +42,16 @@ def render(
         return exc
 
 
-def render_batch(renderer: TemplateRenderer, rows: Sequence[Claimed]) -> dict[int, Prepared]:
-    """The rows of a batch that need nothing from send time, rendered, by id."""
+def render_batch(
+    renderer: TemplateRenderer, rows: Sequence[Claimed], *, within: float | None = None
+) -> dict[int, Prepared]:
+    """The rows of a batch that need nothing from send time, rendered, by id, as many as
+    ``within`` seconds (default ``AHEAD_SECONDS``) allow."""
     prepared: dict[int, Prepared] = {}
+    stop = time.monotonic() + (AHEAD_SECONDS if within is None else within)
     for row in rows:
+        if time.monotonic() > stop:
+            break
         kind = ChannelKind(row.channel)
         if kind == ChannelKind.EMAIL and row.audience != MERCHANT:
             continue
