@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from carebot.channels.base import ChannelKind, OutboundMessage
 from carebot.dispatch.decide import MERCHANT
@@ -67,10 +66,11 @@ def outbound(
     headers: dict[str, str],
     *,
     public_url: str,
+    mail_domain: str,
 ) -> OutboundMessage:
-    """What the channel is handed for ``row``, rendered (``public_url`` without a final /)."""
+    """What the channel is handed for ``row``, rendered (``public_url`` without a final /;
+    ``mail_domain`` names the Message-ID's host)."""
     assert row.recipient is not None
-    mail_domain = urlsplit(public_url).hostname or "carebot.local"
     return OutboundMessage(
         notification_id=row.id,
         kind=kind,

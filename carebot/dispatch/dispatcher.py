@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from carebot import holds
 from carebot.channels.base import Channel, ChannelKind, SendReceipt
@@ -139,6 +140,8 @@ class Dispatcher:
             send_window=None if quiet_hours is None else quiet_hours.inverse(),
             caps={ChannelKind.SMS: caps.sms_per_day, ChannelKind.EMAIL: caps.email_per_day},
         )
+        # The host of every email's Message-ID.
+        self._mail_domain = urlsplit(self.public_url).hostname or "carebot.local"
         # A row becomes `sending` only once a provider slot is free: rows queued behind a
         # slow provider stay `claimed`, so a crash never leaves them in doubt.
         limits = concurrency or {}
@@ -291,7 +294,13 @@ class Dispatcher:
             return await self._outcomes.finish(row, S.FAILED, f"template error: {rendered}")
         segments = count_segments(rendered.text)[1] if kind == ChannelKind.SMS else None
         message = _prepare.outbound(
-            row, kind, rendered, context, headers, public_url=self.public_url
+            row,
+            kind,
+            rendered,
+            context,
+            headers,
+            public_url=self.public_url,
+            mail_domain=self._mail_domain,
         )
         channel = self.channels[kind]
         async with self._slots[kind]:
