@@ -15,16 +15,18 @@ from carebot.exceptions import CarebotError, PortInUseError
 if TYPE_CHECKING:
     from carebot.runtime import Runtime
 
-__all__ = ["banner", "cmd_run"]
+__all__ = ["banner", "cmd_run", "event_loop_factory"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from carebot.daemon import Daemon
     from carebot.logs import configure_logging
     from carebot.runtime import build_runtime
+    from carebot.workers import WorkerProcesses
 
     settings = load_settings_or_fail()
-    configure_logging(args.log_level, args.log_format or settings.log_format)
+    log_format = args.log_format or settings.log_format
+    configure_logging(args.log_level, log_format)
     _require_rules_dir(settings.rules_dir)
     _require_free_port(settings.http.host, settings.http.port)
     db = open_database(settings)
@@ -35,8 +37,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Several daemons share a server database: migrating is the operator's explicit step.
         raise CarebotError("the database schema is not current: run `carebot db upgrade` first")
     print(banner(runtime), flush=True)
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        runner.run(Daemon(runtime).serve())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        workers = WorkerProcesses(
+            settings,
+            count=settings.dispatch.processes - 1,
+            log_level=args.log_level,
+            log_format=log_format,
+        )
+        runner.run(Daemon(runtime, workers=workers).serve())
     return 0
 
 
@@ -128,7 +136,7 @@ def _require_free_port(host: str, port: int) -> None:
         ) from exc
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed (``uvicorn[standard]`` brings it), as uvicorn would pick."""
     try:
         import uvloop

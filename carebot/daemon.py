@@ -21,11 +21,11 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.applications import Starlette
 
-from carebot.reload import RulesReloader
 from carebot.runtime import Runtime
 from carebot.store import housekeeping
 from carebot.watchers import Watcher
 from carebot.web.app import create_app
+from carebot.workers import WorkerProcesses
 
 __all__ = ["Daemon"]
 
@@ -37,13 +37,17 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 RELOAD_SECONDS = 2.0
 # The watchers a declared, changed or ended disruption concerns (their ``name``).
 RESCAN_ON_DISRUPTION = ("disruptions", "restock")
+# How often the dispatch workers (``dispatch.processes``) are checked, and a dead one restarted.
+WORKERS_CHECK_SECONDS = 5.0
 
 
 class Daemon:
     """``carebot run``: serve webhooks and send what falls due until told to stop."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, workers: WorkerProcesses | None = None) -> None:
         self.runtime = runtime
+        # The extra sending processes, started and stopped with the daemon (``carebot run``).
+        self.workers = workers
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tick_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,16 +59,7 @@ class Daemon:
         self._rescan: set[str] = set()
         runtime.pipeline.on_scheduled = self._on_scheduled
         runtime.pipeline.on_disruption = self._on_disruption
-        self.reloader = RulesReloader(
-            rules=runtime.rules,
-            renderer=runtime.renderer,
-            db=runtime.db,
-            templates_dir=runtime.settings.templates_dir,
-            default_locale=runtime.settings.default_locale,
-            shop_name=runtime.settings.shop_name,
-            sms_provider=runtime.settings.sms.provider,
-            now=runtime.clock.now,
-        )
+        self.reloader = runtime.rules_reloader()
 
     def _on_scheduled(self, due_at: datetime) -> None:
         """Called from the ingesting thread: wake the dispatcher if the new row is due now."""
@@ -114,6 +109,10 @@ class Daemon:
                     self._wake_pending
                 ):
                     break
+
+    async def workers_tick(self) -> None:
+        assert self.workers is not None
+        await asyncio.to_thread(self.workers.check)
 
     async def reap_tick(self) -> None:
         await self.runtime.dispatcher.reap()
@@ -254,6 +253,14 @@ class Daemon:
             id="housekeeping",
             **common,
         )
+        if self.workers is not None and self.workers.count:
+            self.scheduler.add_job(
+                self._job("workers", self.workers_tick),
+                "interval",
+                seconds=WORKERS_CHECK_SECONDS,
+                id="workers",
+                **common,
+            )
         if self.runtime.db.dialect == "sqlite":
             self.scheduler.add_job(
                 self._job("wal_checkpoint", self.checkpoint_tick),
@@ -269,17 +276,26 @@ class Daemon:
         self._add_jobs()
         self.scheduler.start()
         logger.info("scheduler started", extra={"action": "scheduler_started"})
+        if self.workers is not None:
+            self.workers.start()
         try:
             yield
         finally:
             self._stopping = True
             self.scheduler.shutdown(wait=False)
+            # The workers finish their batches in hand while this process finishes its own.
+            workers_stopped = asyncio.ensure_future(
+                asyncio.to_thread(self.workers.stop, SHUTDOWN_GRACE_SECONDS)
+                if self.workers is not None
+                else asyncio.sleep(0)
+            )
             try:
                 # Let an in-flight tick finish recording what it sent; past the grace period
                 # its rows are left to the reaper of the next daemon (never lost).
                 await asyncio.wait_for(self._tick_lock.acquire(), SHUTDOWN_GRACE_SECONDS)
             except TimeoutError:
                 logger.warning("stopping with sends in flight", extra={"action": "stop_timeout"})
+            await workers_stopped
             await self.runtime.aclose()
             logger.info("stopped", extra={"action": "daemon_stopped"})
 

@@ -48,8 +48,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
+class _ProcessField(logging.Filter):
+    """Adds ``worker=<name>`` to each record: which of the daemon's processes wrote it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.process = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "worker"):
+            record.worker = self.process
+        return True
+
+
+def configure_logging(
+    level: str = "INFO", log_format: LogFormat = "text", *, process: str | None = None
+) -> None:
+    """Log lines to stderr; ``process`` names a dispatch worker in every line it writes."""
     handler = logging.StreamHandler(sys.stderr)
+    if process is not None:
+        handler.addFilter(_ProcessField(process))
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

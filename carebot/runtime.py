@@ -21,6 +21,7 @@ from carebot.holds import ComplaintHold
 from carebot.metrics import MeteredChannel, Metrics
 from carebot.pipeline import Pipeline
 from carebot.planning import Planner, PlanningPolicy
+from carebot.reload import RulesReloader
 from carebot.rendering import RenderLimits, TemplateRenderer
 from carebot.rulebook.loader import RuleLimits
 from carebot.rulebook.ruleset import RuleSet
@@ -66,6 +67,19 @@ class Runtime:
     def webhook_secret(self) -> str:
         return webhook_secret(self.settings, self.db)
 
+    def rules_reloader(self) -> RulesReloader:
+        """Hot reload of this runtime's rules and templates (the daemon's and each worker's)."""
+        return RulesReloader(
+            rules=self.rules,
+            renderer=self.renderer,
+            db=self.db,
+            templates_dir=self.settings.templates_dir,
+            default_locale=self.settings.default_locale,
+            shop_name=self.settings.shop_name,
+            sms_provider=self.settings.sms.provider,
+            now=self.clock.now,
+        )
+
     async def aclose(self) -> None:
         for channel in self.channels.values():
             await channel.aclose()
@@ -91,11 +105,13 @@ def service_desk(settings: Settings) -> ServiceDesk:
 def claim_limit(settings: Settings) -> int:
     """Rows per claim: ``dispatch.batch_size``, or fewer when a provider's rate limit could not
     take them all within half the claim lease (the rest would wait while claimed, be handed
-    back by the reaper, and have spent their turn at the rate limit for nothing)."""
+    back by the reaper, and have spent their turn at the rate limit for nothing). The
+    daemon's sending processes (``dispatch.processes``) share the rate, so each takes its part."""
     limit = settings.dispatch.batch_size
     rates = [r for r in (settings.sms_rate_per_second, settings.smtp.rate_per_second) if r]
     if rates:
-        affordable = int(min(rates) * settings.dispatch.claim_lease_seconds / 2)
+        share = min(rates) / settings.dispatch.processes
+        affordable = int(share * settings.dispatch.claim_lease_seconds / 2)
         limit = min(limit, max(1, affordable))
     return limit
 

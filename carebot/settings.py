@@ -176,6 +176,10 @@ class DispatchSettings(BaseModel):
     # Rows claimed at once. A batch is sent before the next is claimed, so it should be several
     # times the channels' concurrency; every row of it must be sent within claim_lease_seconds.
     batch_size: int = Field(default=300, ge=1)
+    # Processes that send (``carebot run``): the daemon and processes-1 dispatch workers it
+    # starts, watches and stops. Each claims from the same database, so a message is still
+    # sent once; on a machine with several cores a burst goes out that much faster.
+    processes: int = Field(default=1, ge=1, le=32)
     claim_lease_seconds: float = Field(default=60.0, gt=0)
     send_lease_seconds: float = Field(default=120.0, gt=0)
     reaper_seconds: float = Field(default=10.0, gt=0)

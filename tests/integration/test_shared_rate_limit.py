@@ -26,7 +26,7 @@ from support.core import (
 from carebot.channels import ChannelKind, MemoryChannel, OutboundMessage
 from carebot.channels.guards import GuardedChannel, SharedTokenBucket
 from carebot.clock import VirtualClock
-from carebot.runtime import build_runtime
+from carebot.runtime import build_runtime, claim_limit
 from carebot.settings import Settings, TwilioSettings
 from carebot.store import rate_limits
 from carebot.store.database import Database
@@ -218,3 +218,11 @@ async def test_under_a_rate_limit_a_claim_takes_no_more_than_half_the_lease_can_
     # A replay (no rate limit in virtual time) keeps the batch size.
     replay = build_runtime(settings, channels=channels, db=db, inline_db=True)
     assert replay.dispatcher.claim_limit == settings.dispatch.batch_size
+
+
+def test_sending_processes_share_the_rate_so_each_claims_its_part(tmp_path: Path) -> None:
+    """Two sending processes at 4 SMS a second get 2 a second each: with a 4 s lease a claim
+    takes 4 rows (2 × 4 / 2), not the 8 one process alone could send in half the lease."""
+    alone = _four_sms_a_second(tmp_path, dispatch={"claim_lease_seconds": 4})
+    shared = _four_sms_a_second(tmp_path, dispatch={"claim_lease_seconds": 4, "processes": 2})
+    assert (claim_limit(alone), claim_limit(shared)) == (8, 4)
