@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from carebot.events import EventType, ShipmentStatus
@@ -66,20 +66,80 @@ class ShipmentInTransit:
     phone: str | None
 
 
+# Built once: the forecasting watchers run these every hour (every virtual hour of a replay).
+_DELIVERED_TRANSITS = (
+    select(ShipmentRow.shipped_at, ShipmentRow.delivered_at, OrderRow.shipping_address)
+    .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
+    .where(
+        ShipmentRow.shipped_at.is_not(None),
+        ShipmentRow.delivered_at.is_not(None),
+        ShipmentRow.delivered_at >= bindparam("since"),
+    )
+    .order_by(ShipmentRow.delivered_at, ShipmentRow.id)
+)
+
+_PURCHASE_LINES = (
+    select(
+        CustomerRow.id,
+        OrderRow.id,
+        LineItemRow.sku,
+        LineItemRow.title,
+        LineItemRow.tags,
+        LineItemRow.quantity,
+        OrderRow.placed_at,
+        OrderRow.delivered_at,
+        OrderRow.shipping_address,
+        CustomerRow.timezone,
+        CustomerRow.phone,
+    )
+    .join(OrderRow, OrderRow.id == LineItemRow.order_id)
+    .join(CustomerRow, CustomerRow.id == OrderRow.customer_id)
+    .where(
+        LineItemRow.sku.is_not(None),
+        OrderRow.status.not_in(_VOID_ORDER_STATUSES),
+        OrderRow.placed_at >= bindparam("since"),
+    )
+    .order_by(CustomerRow.id, OrderRow.placed_at, OrderRow.id, LineItemRow.position)
+)
+
+_SHIPMENTS_IN_TRANSIT = (
+    select(
+        ShipmentRow.id,
+        OrderRow.id,
+        OrderRow.customer_id,
+        ShipmentRow.shipped_at,
+        ShipmentRow.expected_delivery,
+        OrderRow.shipping_address,
+        CustomerRow.timezone,
+        CustomerRow.phone,
+    )
+    .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
+    .outerjoin(CustomerRow, CustomerRow.id == OrderRow.customer_id)
+    .where(
+        func.coalesce(ShipmentRow.shipped_at, ShipmentRow.created_at) >= bindparam("since"),
+        ShipmentRow.delivered_at.is_(None),
+        or_(
+            ShipmentRow.status.in_(_MOVING),
+            and_(ShipmentRow.status.is_(None), ShipmentRow.shipped_at.is_not(None)),
+        ),
+        OrderRow.status.not_in(_VOID_ORDER_STATUSES),
+    )
+    .order_by(ShipmentRow.id)
+)
+
+
+_DECLARED_DISRUPTIONS = (
+    select(EventRow.payload)
+    .where(EventRow.type == str(EventType.DISRUPTION_DECLARED))
+    .order_by(EventRow.occurred_at, EventRow.id)
+)
+
+
 def delivered_transits(
     session: Session, *, since: datetime
 ) -> list[tuple[datetime, datetime, dict[str, Any]]]:
     """(shipped_at, delivered_at, shipping address) of shipments delivered since ``since``."""
-    rows = session.execute(
-        select(ShipmentRow.shipped_at, ShipmentRow.delivered_at, OrderRow.shipping_address)
-        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
-        .where(
-            ShipmentRow.shipped_at.is_not(None),
-            ShipmentRow.delivered_at.is_not(None),
-            ShipmentRow.delivered_at >= since,
-        )
-        .order_by(ShipmentRow.delivered_at, ShipmentRow.id)
-    ).all()
+    rows = session.execute(_DELIVERED_TRANSITS, {"since": since}).all()
     return [(shipped, delivered, dict(address or {})) for shipped, delivered, address in rows]
 
 
@@ -88,29 +148,7 @@ def purchase_lines(session: Session, *, since: datetime) -> list[PurchaseLine]:
 
     Read as plain columns: the watchers ask for a year of lines every hour, and whole rows
     would each bring their order's and customer's related rows along."""
-    rows = session.execute(
-        select(
-            CustomerRow.id,
-            OrderRow.id,
-            LineItemRow.sku,
-            LineItemRow.title,
-            LineItemRow.tags,
-            LineItemRow.quantity,
-            OrderRow.placed_at,
-            OrderRow.delivered_at,
-            OrderRow.shipping_address,
-            CustomerRow.timezone,
-            CustomerRow.phone,
-        )
-        .join(OrderRow, OrderRow.id == LineItemRow.order_id)
-        .join(CustomerRow, CustomerRow.id == OrderRow.customer_id)
-        .where(
-            LineItemRow.sku.is_not(None),
-            OrderRow.status.not_in(_VOID_ORDER_STATUSES),
-            OrderRow.placed_at >= since,
-        )
-        .order_by(CustomerRow.id, OrderRow.placed_at, OrderRow.id, LineItemRow.position)
-    ).all()
+    rows = session.execute(_PURCHASE_LINES, {"since": since}).all()
     return [
         PurchaseLine(
             customer_id=customer_id,
@@ -143,30 +181,7 @@ def purchase_lines(session: Session, *, since: datetime) -> list[PurchaseLine]:
 
 def shipments_in_transit(session: Session, *, since: datetime) -> list[ShipmentInTransit]:
     """Shipments on their way (shipped, or reported moving) since ``since``, of live orders."""
-    rows = session.execute(
-        select(
-            ShipmentRow.id,
-            OrderRow.id,
-            OrderRow.customer_id,
-            ShipmentRow.shipped_at,
-            ShipmentRow.expected_delivery,
-            OrderRow.shipping_address,
-            CustomerRow.timezone,
-            CustomerRow.phone,
-        )
-        .join(OrderRow, OrderRow.id == ShipmentRow.order_id)
-        .outerjoin(CustomerRow, CustomerRow.id == OrderRow.customer_id)
-        .where(
-            func.coalesce(ShipmentRow.shipped_at, ShipmentRow.created_at) >= since,
-            ShipmentRow.delivered_at.is_(None),
-            or_(
-                ShipmentRow.status.in_(_MOVING),
-                and_(ShipmentRow.status.is_(None), ShipmentRow.shipped_at.is_not(None)),
-            ),
-            OrderRow.status.not_in(_VOID_ORDER_STATUSES),
-        )
-        .order_by(ShipmentRow.id)
-    ).all()
+    rows = session.execute(_SHIPMENTS_IN_TRANSIT, {"since": since}).all()
     # Plain columns, not whole rows (see purchase_lines); no customer reads as None.
     return [
         ShipmentInTransit(
@@ -194,9 +209,5 @@ def shipments_in_transit(session: Session, *, since: datetime) -> list[ShipmentI
 
 def declared_disruptions(session: Session) -> list[dict[str, Any]]:
     """The ``disruption`` fields of every ``disruption.declared`` event, oldest first."""
-    payloads = session.scalars(
-        select(EventRow.payload)
-        .where(EventRow.type == str(EventType.DISRUPTION_DECLARED))
-        .order_by(EventRow.occurred_at, EventRow.id)
-    ).all()
+    payloads = session.scalars(_DECLARED_DISRUPTIONS).all()
     return [dict(p["disruption"]) for p in payloads if isinstance(p.get("disruption"), dict)]
