@@ -92,6 +92,11 @@ def banner(runtime: object) -> str:
         )
     else:
         lines.append(f"  email:     smtp ({s.smtp.host}:{s.smtp.port})")
+    if s.dispatch.processes > 1:
+        lines.append(
+            f"  dispatch:  {s.dispatch.processes} sending processes (this one and "
+            f"{s.dispatch.processes - 1} dispatch worker(s))"
+        )
     if s.webhooks.carebot_secret is None or not s.webhooks.carebot_secret.get_secret_value():
         lines.append(
             "  webhooks:  secret generated and kept in the database; "

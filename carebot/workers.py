@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from multiprocessing.process import BaseProcess
 
@@ -50,6 +51,7 @@ class DispatchWorker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        logger.info("dispatch worker started", extra={"action": "worker_started"})
         tick = self.runtime.settings.dispatch.tick_seconds
         reloaded = loop.time()
         try:
@@ -89,7 +91,6 @@ def run_worker(settings: Settings, parent_pid: int, log_level: str, log_format: 
 
     configure_logging(log_level, log_format, process=multiprocessing.current_process().name)
     runtime = build_runtime(settings, db=Database(settings.database_url))
-    logger.info("dispatch worker started", extra={"action": "worker_started"})
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(DispatchWorker(runtime, parent_pid=parent_pid).serve())
     logger.info("dispatch worker stopped", extra={"action": "worker_stopped"})
@@ -107,6 +108,10 @@ class WorkerProcesses:
         self.log_format = log_format
         self._context = multiprocessing.get_context("spawn")
         self.processes: list[BaseProcess] = []
+        # ``check`` (a periodic job's thread) and ``stop`` (the stopping daemon) take turns; a
+        # check after the stop starts nothing again.
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def _spawn(self, index: int) -> BaseProcess:
         process = self._context.Process(
@@ -128,6 +133,10 @@ class WorkerProcesses:
 
     def check(self) -> int:
         """Start again each worker that has exited; returns how many were restarted."""
+        with self._lock:
+            return 0 if self._stopped else self._restart_exited()
+
+    def _restart_exited(self) -> int:
         restarted = 0
         for index, process in enumerate(self.processes):
             if process.is_alive():
@@ -148,6 +157,11 @@ class WorkerProcesses:
     def stop(self, grace_seconds: float) -> None:
         """SIGTERM to each (it finishes the batch in hand), then SIGKILL past the grace period;
         rows of a killed worker go back to the schedule through the reaper."""
+        with self._lock:
+            self._stopped = True
+            self._stop_all(grace_seconds)
+
+    def _stop_all(self, grace_seconds: float) -> None:
         for process in self.processes:
             process.terminate()
         deadline = time.monotonic() + grace_seconds

@@ -88,6 +88,7 @@ def test_two_processes_share_a_burst_and_send_each_message_once(
     assert daemon.proc is not None
     assert wait_until(lambda: len(_workers(daemon.proc.pid)) == 1, timeout=20)
     (worker,) = _workers(daemon.proc.pid)
+    assert "dispatch:  2 sending processes" in daemon.stdout()
 
     assert twilio_server.wait_for(MESSAGES, timeout=60), len(twilio_server.requests)
     counts = Counter(r["To"] for r in twilio_server.requests)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from carebot import workers
 from carebot.channels import ChannelKind, MemoryChannel
 from carebot.runtime import build_runtime
 from carebot.settings import DispatchSettings, Settings
-from carebot.workers import DispatchWorker
+from carebot.workers import DispatchWorker, WorkerProcesses
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -85,3 +86,30 @@ async def test_a_worker_whose_daemon_is_gone_stops_without_claiming(tmp_path: Pa
     worker = DispatchWorker(runtime, parent_pid=os.getppid() + 100_000)
     await asyncio.wait_for(worker.serve(), 5)
     assert channels[ChannelKind.SMS].sent == []
+
+
+def test_workers_stop_gracefully_and_a_check_after_the_stop_starts_none_again(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        rules_dir=RULES,
+        templates_dir=MESSAGE_TEMPLATES,
+        quiet_hours="none",
+    )
+    migrated_database(tmp_path / "carebot.db").dispose()
+    processes = WorkerProcesses(settings, count=1, log_level="INFO", log_format="text")
+    processes.start()
+    (worker,) = processes.processes
+    # Once its loop runs (the worker's log lines reach this test's stderr).
+    written = ""
+    for _ in range(300):
+        written += capfd.readouterr().err
+        if "action=worker_started" in written:
+            break
+        time.sleep(0.05)
+    assert "action=worker_started worker=dispatch-1" in written
+    processes.stop(grace_seconds=30)
+    # SIGTERM ends its loop: a clean exit, not a kill.
+    assert worker.exitcode == 0
+    assert processes.check() == 0 and processes.processes == []
