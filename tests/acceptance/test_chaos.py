@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from carebot.testing.twilio_server import FakeTwilioServer, Reply
 
@@ -25,8 +26,11 @@ KILLS = 3
 SEND_LEASE = 2.0
 
 
+# With a dispatch worker (``dispatch.processes``) the kills hit the daemon; its worker, left
+# without it, stops on its own, and the restarted daemon starts another.
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_kill(
-    daemon_factory: Any, twilio_server: FakeTwilioServer
+    daemon_factory: Any, twilio_server: FakeTwilioServer, processes: str
 ) -> None:
     rng = random.Random(20261123)
     # Roughly one call in five fails: 500s and 429s with a short Retry-After.
@@ -51,6 +55,7 @@ def test_kills_and_provider_errors_lose_nothing_and_duplicate_at_most_once_per_k
             # would push the last messages 30 s past the deadline (test_outage covers it).
             CAREBOT_DISPATCH__BREAKER_COOLDOWN_SECONDS="2",
             CAREBOT_CAPS__SMS_PER_DAY="100",
+            CAREBOT_DISPATCH__PROCESSES=processes,
         )
     )
     daemon.start()
